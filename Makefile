@@ -1,0 +1,40 @@
+# A fresh machine needs only `make demo` or `make test`: both create .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint format bench ablation clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m reidtricks.train experiment=demo +trick=center_loss
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests scripts
+	$(BIN)/ruff format src tests scripts
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_eval.py
+
+ablation: $(STAMP)
+	$(BIN)/python -m reidtricks.train -m experiment=ablation_demo
+	$(BIN)/python -m reidtricks.report $$(ls -td multirun/*/*/ | head -1)
+
+clean:
+	rm -rf outputs multirun .pytest_cache .ruff_cache build dist src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
