@@ -1,0 +1,136 @@
+"""LightningDataModule: P x K training batches from one or more datasets, query+gallery test sets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pytorch_lightning as pl
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+
+from reidtricks.data.image_dataset import ImageDataset
+from reidtricks.data.sampler import PKBatchSampler
+from reidtricks.data.splits import ReIDItem, ReIDSplits, merge_train_splits
+from reidtricks.data.transforms import build_test_transform, build_train_transform
+
+_TEST_TRANSFORM_KEYS = ("height", "width", "mean", "std")
+
+
+class DatasetSource(Protocol):
+    """What a `conf/dataset/*.yaml` entry instantiates to: a cheap spec whose `load()` parses."""
+
+    def load(self) -> ReIDSplits: ...
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """One evaluation set: query items first, then gallery items (their order is the index)."""
+
+    name: str
+    query: list[ReIDItem]
+    gallery: list[ReIDItem]
+
+    @property
+    def items(self) -> list[ReIDItem]:
+        return self.query + self.gallery
+
+    @property
+    def num_query(self) -> int:
+        return len(self.query)
+
+
+class ReIDDataModule(pl.LightningDataModule):
+    """Loads the train sources (pids offset per source) and one test set per test source."""
+
+    def __init__(
+        self,
+        train_sources: Mapping[str, DatasetSource],
+        test_sources: Mapping[str, DatasetSource],
+        sampler: Mapping[str, int],
+        transform: Mapping[str, Any],
+        loader: Mapping[str, Any],
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not train_sources:
+            raise ValueError("data.train_sources is empty: name at least one dataset to train on")
+        if not test_sources:
+            raise ValueError("data.test_sources is empty: name at least one dataset to test on")
+        self.train_sources = dict(train_sources)
+        self.test_sources = dict(test_sources)
+        self.p, self.k = int(sampler["p"]), int(sampler["k"])
+        self.transform_cfg = dict(transform)
+        self.loader_cfg = dict(loader)
+        self.seed = seed
+        self._splits: dict[str, ReIDSplits] = {}
+        self.train_items: list[ReIDItem] = []
+        self.num_classes = 0
+        self.test_sets: list[TestSet] = []
+
+    # -- loading -------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Parse every source once on the main process (generates the synthetic set if needed)."""
+        for source in [*self.train_sources.values(), *self.test_sources.values()]:
+            self._load(source)
+
+    def _load(self, source: DatasetSource) -> ReIDSplits:
+        # A source used for training and testing (same settings) is parsed once.
+        key = f"{type(source).__name__}:{sorted(vars(source).items())!r}"
+        if key not in self._splits:
+            self._splits[key] = source.load()
+        return self._splits[key]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.test_sets:
+            return
+        train_splits = [self._load(s) for s in self.train_sources.values()]
+        self.train_items, self.num_classes = merge_train_splits(train_splits)
+        for name, source in self.test_sources.items():
+            splits = self._load(source)
+            self.test_sets.append(TestSet(name, splits.query, splits.gallery))
+
+    def statistics(self) -> str:
+        """Per-dataset statistics tables (ids, images, cameras per split)."""
+        return "\n".join(s.statistics_table() for s in self._splits.values())
+
+    # -- loaders -------------------------------------------------------------------------------
+    def _loader_kwargs(self) -> dict[str, Any]:
+        workers = int(self.loader_cfg.get("num_workers", 0))
+        return {
+            "num_workers": workers,
+            "pin_memory": bool(self.loader_cfg.get("pin_memory", False)),
+            "persistent_workers": bool(self.loader_cfg.get("persistent_workers", False))
+            and workers > 0,
+        }
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup("fit")
+        dataset = ImageDataset(self.train_items, build_train_transform(**self.transform_cfg))
+        batch_sampler = PKBatchSampler(
+            [pid for _, pid, _ in self.train_items], p=self.p, k=self.k, seed=self.seed
+        )
+        return DataLoader(dataset, batch_sampler=batch_sampler, **self._loader_kwargs())
+
+    def _test_loader(self, test_set: TestSet) -> DataLoader:
+        test_kwargs = {k: v for k, v in self.transform_cfg.items() if k in _TEST_TRANSFORM_KEYS}
+        dataset = ImageDataset(test_set.items, build_test_transform(**test_kwargs))
+        sampler = None
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # Each rank extracts a shard; padding duplicates are removed by index after gathering.
+            sampler = DistributedSampler(dataset, shuffle=False, drop_last=False)
+        return DataLoader(
+            dataset,
+            batch_size=int(self.loader_cfg.get("test_batch_size", 256)),
+            shuffle=False,
+            sampler=sampler,
+            **self._loader_kwargs(),
+        )
+
+    def val_dataloader(self) -> list[DataLoader]:
+        self.setup("validate")
+        return [self._test_loader(t) for t in self.test_sets]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return self.val_dataloader()

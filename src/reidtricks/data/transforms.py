@@ -1,0 +1,88 @@
+"""Train / test image transforms of PAPER.md ("Input" and trick 2): PIL image -> normalised tensor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torchvision import transforms as T
+
+from reidtricks.data.random_erasing import RandomErasing
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _check_size(height: int, width: int) -> tuple[int, int]:
+    for name, value in (("height", height), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"data.transform.{name} must be an integer >= 1, got {value!r}")
+    return height, width
+
+
+def _check_stats(mean: Sequence[float], std: Sequence[float]) -> tuple[list[float], list[float]]:
+    mean_, std_ = [float(v) for v in mean], [float(v) for v in std]
+    if len(mean_) != 3 or len(std_) != 3:
+        raise ValueError(
+            f"data.transform.mean/std must have 3 values (RGB), got mean={mean!r} std={std!r}"
+        )
+    if min(std_) <= 0:
+        raise ValueError(f"data.transform.std must be > 0 per channel, got {std!r}")
+    return mean_, std_
+
+
+def build_train_transform(
+    height: int = 256,
+    width: int = 128,
+    flip_prob: float = 0.5,
+    pad: int = 10,
+    erasing_prob: float = 0.0,
+    erasing_area: Sequence[float] = (0.02, 0.4),
+    erasing_aspect: Sequence[float] = (0.3, 3.33),
+    erasing_fill: str | Sequence[float] = "imagenet_mean",
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> Callable:
+    """Resize, flip, zero-pad + random crop, to [0,1], normalise, then random erasing if p > 0."""
+    size = _check_size(height, width)
+    mean_, std_ = _check_stats(mean, std)
+    if not 0.0 <= float(flip_prob) <= 1.0:
+        raise ValueError(f"data.transform.flip_prob must be in [0, 1], got {flip_prob!r}")
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        raise ValueError(f"data.transform.pad must be an integer >= 0, got {pad!r}")
+    steps: list[Callable] = [
+        T.Resize(size, interpolation=T.InterpolationMode.BILINEAR),
+        T.RandomHorizontalFlip(p=float(flip_prob)),
+    ]
+    if pad > 0:
+        steps += [T.Pad(pad, fill=0, padding_mode="constant"), T.RandomCrop(size)]
+    steps += [T.ToTensor(), T.Normalize(mean_, std_)]
+    try:  # built even when unused, so a bad erasing_* value fails at config time
+        erasing = RandomErasing(
+            probability=float(erasing_prob),
+            area_range=erasing_area,
+            aspect_range=erasing_aspect,
+            fill=erasing_fill,
+        )
+    except ValueError as err:
+        raise ValueError(f"data.transform.erasing_*: {err}") from None
+    if erasing_prob > 0:
+        steps.append(erasing)
+    return T.Compose(steps)
+
+
+def build_test_transform(
+    height: int = 256,
+    width: int = 128,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> Callable:
+    """Resize, to [0,1], normalise (deterministic)."""
+    size = _check_size(height, width)
+    mean_, std_ = _check_stats(mean, std)
+    return T.Compose(
+        [
+            T.Resize(size, interpolation=T.InterpolationMode.BILINEAR),
+            T.ToTensor(),
+            T.Normalize(mean_, std_),
+        ]
+    )

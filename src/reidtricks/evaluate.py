@@ -1,0 +1,74 @@
+"""Evaluate a checkpoint: `python -m reidtricks.evaluate ckpt=PATH [data=NAME] [eval.rerank=true]`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from reidtricks.checkpoint import build_net_from_checkpoint, load_checkpoint
+from reidtricks.config import config_dir
+from reidtricks.module import ReIDModule
+from reidtricks.plots import plot_ranked_retrievals
+from reidtricks.reporting import print_results_table
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """Test the checkpoint's network on every test set of the chosen data; write metrics.json."""
+    start = time.time()
+    output_dir = Path(cfg.paths.output_dir)
+    checkpoint = load_checkpoint(cfg.ckpt)
+    trained = checkpoint["reidtricks"]["config"]
+    net = build_net_from_checkpoint(checkpoint, source=str(cfg.ckpt))
+
+    data_cfg = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else trained["data"]
+    # The network sees test images at the size it was trained on.
+    for key in ("height", "width"):
+        data_cfg["transform"][key] = trained["data"]["transform"][key]
+    datamodule = instantiate(data_cfg, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    print(datamodule.statistics())
+
+    eval_cfg = {**trained["eval"], **OmegaConf.to_container(cfg.eval, resolve=True)}
+    module = ReIDModule(net, num_classes=int(checkpoint["reidtricks"]["num_classes"]), eval=eval_cfg)
+    module.keep_distances = bool(cfg.get("plot_queries", 0))
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    trainer.test(module, datamodule=datamodule, verbose=False)
+
+    per_set = {name: result.as_dict() for name, result in module.eval_results.items()}
+    metrics = {
+        "checkpoint": str(cfg.ckpt),
+        "stage": checkpoint["reidtricks"].get("stage"),
+        "eval": eval_cfg,
+        "test_sets": per_set,
+        "wall_time_s": round(time.time() - start, 1),
+    }
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        rerank = " + re-ranking" if eval_cfg.get("rerank") else ""
+        print_results_table(per_set, title=f"{cfg.ckpt}{rerank}")
+        if cfg.get("plot_queries", 0):
+            for test_set in datamodule.test_sets:
+                distmat = module.eval_distances[test_set.name]
+                png = output_dir / f"ranked_{test_set.name}.png"
+                plot_ranked_retrievals(distmat, test_set, png, num_queries=int(cfg.plot_queries))
+                print(f"Ranked retrievals: {png}")
+        print(f"Run folder: {output_dir}")
+    return metrics
+
+
+@hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    evaluate_checkpoint(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""ReIDModule: the BoT training loop (ID + triplet + center losses) and query/gallery evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from torch import Tensor
+from torch.optim.lr_scheduler import LambdaLR
+
+from reidtricks.evaluation.metrics import EvalResult
+from reidtricks.evaluation.retrieval import (
+    FEATURE_CHOICES,
+    deduplicate_by_index,
+    evaluate_features,
+)
+from reidtricks.losses import CenterLoss, batch_hard_triplet_loss, cross_entropy_loss
+from reidtricks.models import ReIDNet, ReIDOutput
+from reidtricks.optim import build_param_groups, warmup_multistep_factor
+
+DEFAULT_LOSS = {
+    "id_weight": 1.0,
+    "label_smoothing": 0.0,
+    "triplet_weight": 1.0,
+    "triplet_margin": 0.3,
+    "triplet_soft_margin": False,
+    "triplet_normalize": False,
+    "center_weight": 0.0,
+    "center_lr": 0.5,
+}
+DEFAULT_EVAL = {"feature": "before_bn", "metric": "euclidean", "flip": False, "rerank": False}
+
+
+def select_feature(out: ReIDOutput, feature: str) -> Tensor:
+    """The test-time feature: f_t (before the BNNeck) or f_i (after it)."""
+    if feature == "before_bn":
+        return out.feat_before_bn
+    if feature == "after_bn":
+        return out.feat_after_bn
+    raise ValueError(f"eval.feature={feature!r}: expected one of {FEATURE_CHOICES}")
+
+
+class ReIDModule(pl.LightningModule):
+    """Trains a ReIDNet with the combined BoT loss; evaluates every test set of the datamodule.
+
+    Manual optimisation, because the center-loss centers have their own SGD that must see the
+    *unweighted* center-loss gradient while the network sees the weighted total (PAPER.md).
+    """
+
+    def __init__(
+        self,
+        net: ReIDNet,
+        num_classes: int,
+        loss: Mapping[str, Any] | None = None,
+        optim: Mapping[str, Any] | None = None,
+        eval: Mapping[str, Any] | None = None,  # noqa: A002 - mirrors the config group name
+        channels_last: bool = False,
+        run_info: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.net = net
+        self.num_classes = num_classes
+        self.loss_cfg = {**DEFAULT_LOSS, **dict(loss or {})}
+        self.optim_cfg = dict(optim or {})
+        self.eval_cfg = {**DEFAULT_EVAL, **dict(eval or {})}
+        if self.eval_cfg["feature"] not in FEATURE_CHOICES:
+            raise ValueError(
+                f"eval.feature={self.eval_cfg['feature']!r}: expected one of {FEATURE_CHOICES}"
+            )
+        self.channels_last = channels_last
+        self.run_info = dict(run_info or {})
+        self.center_weight = float(self.loss_cfg["center_weight"])
+        self.center_loss: CenterLoss | None = None
+        self.center_optimizer: torch.optim.Optimizer | None = None
+        if self.center_weight > 0:
+            self.center_loss = CenterLoss(num_classes, net.feat_dim)
+            self.center_optimizer = torch.optim.SGD(
+                self.center_loss.parameters(), lr=float(self.loss_cfg["center_lr"])
+            )
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        self._eval_outputs: list[list[tuple[Tensor, ...]]] = []
+        self.eval_results: dict[str, EvalResult] = {}
+        self.keep_distances = False  # keep each test set's Q x G distances (for plots)
+        self.eval_distances: dict[str, Tensor] = {}
+
+    # -- training ------------------------------------------------------------------------------
+    def forward(self, images: Tensor) -> ReIDOutput:
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.net(images)
+
+    def loss_terms(self, out: ReIDOutput, pids: Tensor) -> dict[str, Tensor]:
+        """Every weighted term of L = L_id + L_triplet + beta * L_center, and their sum (fp32)."""
+        cfg = self.loss_cfg
+        feats = out.feat_before_bn.float()
+        terms = {
+            "id": cross_entropy_loss(out.logits, pids, label_smoothing=cfg["label_smoothing"])
+        }
+        total = cfg["id_weight"] * terms["id"]
+        if cfg["triplet_weight"] > 0:
+            terms["triplet"] = batch_hard_triplet_loss(
+                feats,
+                pids,
+                margin=cfg["triplet_margin"],
+                soft_margin=cfg["triplet_soft_margin"],
+                normalize_features=cfg["triplet_normalize"],
+            )
+            total = total + cfg["triplet_weight"] * terms["triplet"]
+        if self.center_loss is not None:
+            terms["center"] = self.center_loss(feats, pids)
+            total = total + self.center_weight * terms["center"]
+        terms["total"] = total
+        return terms
+
+    def _loss_scale(self) -> float:
+        """The fp16 gradient scaler's current scale (1 without one), to unscale the centers' grads."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        return float(scaler.get_scale()) if scaler is not None else 1.0
+
+    def _step_centers(self) -> None:
+        # The backward pass gave beta * dL_c/dc (times the fp16 loss scale); the centers' SGD
+        # steps with the unweighted gradient dL_c/dc, as the authors' code does.
+        divisor = self.center_weight * self._loss_scale()
+        grads = [p.grad for p in self.center_loss.parameters() if p.grad is not None]
+        for grad in grads:
+            grad.div_(divisor)
+        if all(bool(torch.isfinite(g).all()) for g in grads):
+            self.center_optimizer.step()
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        images, pids = batch[0], batch[1]
+        out = self(images)
+        terms = self.loss_terms(out, pids)
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        if self.center_optimizer is not None:
+            self.center_optimizer.zero_grad()
+        self.manual_backward(terms["total"])
+        if self.center_optimizer is not None:
+            self._step_centers()
+        clip = self.optim_cfg.get("gradient_clip_val")
+        if clip:
+            self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+        optimizer.step()
+
+        batch_size = images.shape[0]
+        for name, value in terms.items():
+            self.log(f"train/loss_{name}", value.detach(), prog_bar=name == "total",
+                     batch_size=batch_size)
+        accuracy = (out.logits.detach().argmax(dim=1) == pids).float().mean()
+        self.log("train/id_acc", accuracy, prog_bar=True, batch_size=batch_size)
+        self.log("train/lr", optimizer.param_groups[0]["lr"], batch_size=batch_size)
+        return terms["total"].detach()
+
+    def on_train_epoch_end(self) -> None:
+        self.lr_schedulers().step()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = self.optim_cfg
+        lr = float(cfg.get("lr", 3.5e-4))
+        groups = build_param_groups(
+            self.net,
+            lr=lr,
+            weight_decay=float(cfg.get("weight_decay", 5e-4)),
+            bias_lr_factor=float(cfg.get("bias_lr_factor", 1.0)),
+            weight_decay_bias=cfg.get("weight_decay_bias"),
+        )
+        factory = cfg.get("optimizer") or {"_target_": "torch.optim.Adam", "_partial_": True}
+        if isinstance(factory, Mapping):
+            factory = instantiate(factory)
+        optimizer = factory(groups, lr=lr)
+        lr_lambda = partial(
+            warmup_multistep_factor,
+            milestones=tuple(cfg.get("milestones", (40, 70))),
+            gamma=float(cfg.get("gamma", 0.1)),
+            warmup_epochs=int(cfg.get("warmup_epochs", 10)) if cfg.get("warmup") else 0,
+            warmup_start_factor=float(cfg.get("warmup_start_factor", 0.01)),
+        )
+        scheduler = LambdaLR(optimizer, lr_lambda=lr_lambda)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # -- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def extract_features(self, images: Tensor) -> Tensor:
+        """Test-time feature (before/after BN, optionally averaged with the flipped image), fp32."""
+        feature = self.eval_cfg["feature"]
+        feats = select_feature(self(images), feature).float()
+        if self.eval_cfg.get("flip"):
+            feats = (feats + select_feature(self(images.flip(dims=[3])), feature).float()) / 2
+        return feats
+
+    def _eval_start(self) -> None:
+        num_sets = len(self.trainer.datamodule.test_sets)
+        self._eval_outputs = [[] for _ in range(num_sets)]
+
+    def _eval_step(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> None:
+        images, pids, camids, indices = batch
+        feats = self.extract_features(images)
+        self._eval_outputs[dataloader_idx].append((indices, feats, pids, camids))
+
+    def _eval_end(self, prefix: str) -> None:
+        test_sets = self.trainer.datamodule.test_sets
+        for test_set, outputs in zip(test_sets, self._eval_outputs, strict=True):
+            if not outputs:  # e.g. limit_val_batches=0
+                continue
+            indices, feats, pids, camids = (torch.cat(parts) for parts in zip(*outputs))
+            expected = len(test_set.items)
+            if self.trainer.world_size > 1:
+                gathered = self.all_gather((indices, feats, pids, camids))
+                indices, feats, pids, camids = (g.flatten(0, 1) for g in gathered)
+            elif len(indices) < expected:  # a debug run that limits the batches
+                expected = None
+            if expected is None:
+                indices, feats, pids, camids = deduplicate_by_index(indices, feats, pids, camids)
+                num_query = int((indices < test_set.num_query).sum())
+            else:
+                indices, feats, pids, camids = deduplicate_by_index(
+                    indices, feats, pids, camids, expected=expected
+                )
+                num_query = test_set.num_query
+            result, distmat = evaluate_features(feats, pids, camids, num_query, self.eval_cfg)
+            self.eval_results[test_set.name] = result
+            if self.keep_distances:
+                self.eval_distances[test_set.name] = distmat.cpu()
+            metrics = result.as_dict()
+            first = test_set is test_sets[0]
+            for key in ("rank1", "rank5", "rank10", "mAP", "mINP"):
+                value = float(metrics[key])
+                self.log(f"{prefix}/{test_set.name}/{key}", value, sync_dist=False)
+                if first:  # the first test set drives checkpointing and the progress bar
+                    self.log(f"{prefix}/{key}", value, prog_bar=key in ("rank1", "mAP"))
+        self._eval_outputs = []
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_start()
+
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int, dataloader_idx: int = 0):
+        self._eval_step(batch, dataloader_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_end("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_start()
+
+    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int, dataloader_idx: int = 0):
+        self._eval_step(batch, dataloader_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_end("test")
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Plain data only, so the file loads with torch.load(weights_only=True).
+        checkpoint["reidtricks"] = {**self.run_info, "num_classes": self.num_classes}

@@ -1,0 +1,242 @@
+"""Study report: `python -m reidtricks.report MULTIRUN_DIR` -> report.md, report.csv, report.png.
+
+Reads every job's metrics.json, groups jobs by cell (stage, P x K, image size, ...) over seeds and
+writes mean +- std, the delta to the previous row (marked `~` when it lies within the seed noise),
+and the paper's published numbers for Market-1501 / DukeMTMC-reID. Missing or failed jobs are listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reidtricks.paper_results import published
+
+SHOWN = ("rank1", "mAP")
+
+
+@dataclass
+class Row:
+    """One table row: a cell (or a test-time variant of a cell) on one test set, over seeds."""
+
+    name: str
+    test_set: str
+    values: dict[str, list[float]] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+
+    def mean(self, key: str) -> float:
+        return statistics.fmean(self.values[key])
+
+    def std(self, key: str) -> float:
+        vals = self.values[key]
+        return statistics.stdev(vals) if len(vals) > 1 else float("nan")
+
+
+@dataclass
+class StudyJobs:
+    done: list[dict[str, Any]]
+    failed: list[str]  # job folders without metrics.json
+    missing: int  # jobs the sweep expected that have no folder at all
+
+
+def count_sweep_values(value: str) -> int:
+    """Number of choices in a sweep string `a,b,{p:1,k:2}` (commas inside braces/brackets don't split)."""
+    depth, count = 0, 1
+    for char in str(value):
+        if char in "{[(":
+            depth += 1
+        elif char in "}])":
+            depth -= 1
+        elif char == "," and depth == 0:
+            count += 1
+    return count
+
+
+def expected_job_count(multirun_dir: Path) -> int | None:
+    """Jobs the sweep should have produced, from multirun.yaml (sweeper params x CLI sweeps)."""
+    path = multirun_dir / "multirun.yaml"
+    if not path.is_file():
+        return None
+    hydra_cfg = yaml.safe_load(path.read_text()).get("hydra", {})
+    sweeps: dict[str, int] = {}
+    for key, value in (hydra_cfg.get("sweeper", {}).get("params") or {}).items():
+        sweeps[key.lstrip("+~")] = count_sweep_values(value)
+    for override in hydra_cfg.get("overrides", {}).get("task", []):
+        key, _, value = override.partition("=")
+        sweeps[key.lstrip("+~")] = count_sweep_values(value)  # the command line wins
+    return math.prod(sweeps.values())
+
+
+def collect_jobs(multirun_dir: Path) -> StudyJobs:
+    """Every job folder (it holds .hydra/) under the sweep, with or without metrics.json."""
+    done, failed = [], []
+    job_dirs = sorted(
+        (p.parent for p in multirun_dir.glob("*/.hydra")),
+        key=lambda p: (int(p.name.split("_")[0]) if p.name.split("_")[0].isdigit() else 0, p.name),
+    )
+    for job_dir in job_dirs:
+        metrics_path = job_dir / "metrics.json"
+        if metrics_path.is_file():
+            metrics = json.loads(metrics_path.read_text())
+            metrics["job"] = job_dir.name
+            done.append(metrics)
+        else:
+            failed.append(job_dir.name)
+    expected = expected_job_count(multirun_dir)
+    missing = max(0, expected - len(job_dirs)) if expected is not None else 0
+    return StudyJobs(done, failed, missing)
+
+
+def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
+    """Rows in sweep order: one per (cell, test set); then test-time variants.
+
+    With one cell (e.g. bnneck_metrics) every variant is a row; with several cells (the ablation),
+    the variants of the last cell follow as extra rows (e.g. `center_loss+rerank`).
+    """
+    rows: dict[tuple[str, str], Row] = {}
+    cells = list(dict.fromkeys(job.get("cell", job.get("stage", "?")) for job in jobs))
+
+    def add(name: str, test_set: str, metrics: dict[str, float], seed: int) -> None:
+        row = rows.setdefault((name, test_set), Row(name, test_set))
+        for key in (*SHOWN, "rank5", "rank10", "mINP"):
+            if key in metrics:
+                row.values.setdefault(key, []).append(float(metrics[key]))
+        row.seeds.append(seed)
+
+    for job in jobs:
+        cell = job.get("cell", job.get("stage", "?"))
+        if len(cells) > 1 or not job.get("variants"):
+            for test_set, metrics in job.get("test_sets", {}).items():
+                add(cell, test_set, metrics, job.get("seed", 0))
+    for job in jobs:
+        cell = job.get("cell", job.get("stage", "?"))
+        if len(cells) > 1 and cell != cells[-1]:
+            continue
+        for variant, per_set in (job.get("variants") or {}).items():
+            name = f"{cell}+{variant}" if len(cells) > 1 else variant
+            for test_set, metrics in per_set.items():
+                add(name, test_set, metrics, job.get("seed", 0))
+    return list(rows.values())
+
+
+def _pct(value: float) -> str:
+    return "-" if math.isnan(value) else f"{100 * value:.1f}"
+
+
+def _mean_std(row: Row, key: str) -> str:
+    std = row.std(key)
+    return _pct(row.mean(key)) + ("" if math.isnan(std) else f" ± {100 * std:.1f}")
+
+
+def _delta(row: Row, prev: Row | None, key: str) -> tuple[str, bool | None]:
+    """Delta to the previous row in points, and whether it lies within the seeds' noise."""
+    if prev is None:
+        return "", None
+    delta = row.mean(key) - prev.mean(key)
+    noise = math.hypot(row.std(key), prev.std(key))
+    within = None if math.isnan(noise) else abs(delta) <= noise
+    return f"{100 * delta:+.1f}{' ~' if within else ''}", within
+
+
+def table_records(rows: Sequence[Row], dataset_of: dict[str, str]) -> list[dict[str, str]]:
+    """One dict per row with the columns of the markdown/CSV table."""
+    records, prev_by_set = [], {}
+    for row in rows:
+        prev = prev_by_set.get(row.test_set)
+        record = {"row": row.name, "test set": row.test_set, "seeds": str(len(row.seeds))}
+        for key in SHOWN:
+            record[key] = _mean_std(row, key)
+            record[f"Δ {key}"] = _delta(row, prev, key)[0]
+        paper = published(dataset_of.get(row.test_set, row.test_set), row.name)
+        record["paper R1/mAP"] = f"{paper[0]:.1f} / {paper[1]:.1f}" if paper else ""
+        records.append(record)
+        prev_by_set[row.test_set] = row
+    return records
+
+
+def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
+    """Write report.md, report.csv and report.png for a sweep folder; returns the markdown path."""
+    out_dir = out_dir or multirun_dir
+    jobs = collect_jobs(multirun_dir)
+    if not jobs.done:
+        raise FileNotFoundError(
+            f"{multirun_dir}: no job folder with metrics.json (expected <sweep>/<job>/metrics.json)"
+        )
+    rows = build_rows(jobs.done)
+    dataset_of = {name: name for job in jobs.done for name in job.get("test_sets", {})}
+    records = table_records(rows, dataset_of)
+    columns = list(records[0])
+
+    lines = [f"# Study report: {multirun_dir}", ""]
+    lines += [
+        f"{len(jobs.done)} finished jobs; metrics in % (mean ± std over seeds). "
+        "Δ: change from the previous row on the same test set; `~` marks a change within the "
+        "seed noise (|Δ| <= sqrt(std_prev² + std_row²)).",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+    lines += ["| " + " | ".join(r[c] for c in columns) + " |" for r in records]
+    if jobs.failed or jobs.missing:
+        lines += ["", "## Missing or failed jobs", ""]
+        lines += [f"- {name}: no metrics.json (failed or still running)" for name in jobs.failed]
+        if jobs.missing:
+            lines.append(f"- {jobs.missing} job(s) of the sweep never started")
+    md_path = out_dir / "report.md"
+    md_path.write_text("\n".join(lines) + "\n")
+    with open(out_dir / "report.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(records)
+    plot_rows(rows, out_dir / "report.png", title=multirun_dir.name)
+    return md_path
+
+
+def plot_rows(rows: Sequence[Row], out_png: Path, title: str = "") -> Path:
+    """Grouped bars of rank-1 and mAP per row, with seed std as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [r.name if r.test_set == rows[0].test_set else f"{r.name}\n({r.test_set})" for r in rows]
+    x = range(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows)), 4))
+    width = 0.38
+    for offset, key in ((-width / 2, "rank1"), (width / 2, "mAP")):
+        means = [100 * r.mean(key) for r in rows]
+        stds = [0 if math.isnan(r.std(key)) else 100 * r.std(key) for r in rows]
+        ax.bar([i + offset for i in x], means, width, yerr=stds, capsize=3, label=key)
+    ax.set_xticks(list(x), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("%")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+    return out_png
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("multirun_dir", type=Path, help="a Hydra sweep folder (holds job folders)")
+    parser.add_argument("--out", type=Path, default=None, help="where to write (default: the sweep)")
+    args = parser.parse_args(argv)
+    if not args.multirun_dir.is_dir():
+        parser.error(f"{args.multirun_dir} is not a folder (expected a Hydra multirun sweep folder)")
+    md_path = write_report(args.multirun_dir, args.out)
+    print(md_path.read_text())
+    print(f"Wrote {md_path}, {md_path.with_suffix('.csv')}, {md_path.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Train and evaluate: `python -m reidtricks.train [+trick=STAGE] [experiment=NAME] [key=value ...]`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+from reidtricks import __version__
+from reidtricks.config import config_dir
+from reidtricks.ddp import isolated_ddp_job, patch_lightning_ddp_launcher
+from reidtricks.module import ReIDModule
+from reidtricks.plots import plot_training_curves
+from reidtricks.reporting import print_results_table
+
+METRIC_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
+
+
+def build_callbacks(output_dir: Path) -> list[pl.Callback]:
+    """Keep the best checkpoint by validation mAP of the first test set, and the last one."""
+    return [
+        ModelCheckpoint(
+            dirpath=output_dir / "checkpoints",
+            filename="best-epoch{epoch:03d}-mAP{val/mAP:.4f}",
+            monitor="val/mAP",
+            mode="max",
+            save_last=True,
+            auto_insert_metric_name=False,
+        )
+    ]
+
+
+def build_loggers(cfg: DictConfig) -> list[Any]:
+    return [instantiate(conf) for conf in (cfg.get("logger") or {}).values()]
+
+
+def test_final_weights(
+    trainer: pl.Trainer, module: ReIDModule, datamodule: pl.LightningDataModule
+) -> dict[str, dict[str, float]]:
+    """Evaluate the module's current weights on every test set."""
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    return {name: result.as_dict() for name, result in module.eval_results.items()}
+
+
+def write_training_curves(trainer: pl.Trainer, output_dir: Path) -> None:
+    """training_curves.png from the CSV log, when there is one."""
+    for logger in trainer.loggers:
+        if isinstance(logger, CSVLogger):
+            csv_path = Path(logger.log_dir) / "metrics.csv"
+            if csv_path.is_file():
+                plot_training_curves(csv_path, output_dir / "training_curves.png")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then evaluate the final weights on every test set; returns what metrics.json holds."""
+    start = time.time()
+    output_dir = Path(cfg.paths.output_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    rank_zero_only(print)(datamodule.statistics())
+
+    net = instantiate(cfg.model)(num_classes=datamodule.num_classes)
+    run_info = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "stage": cfg.stage,
+        "seed": int(cfg.seed),
+        "reidtricks_version": __version__,
+    }
+    module = ReIDModule(
+        net,
+        num_classes=datamodule.num_classes,
+        loss=OmegaConf.to_container(cfg.loss, resolve=True),
+        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        eval=OmegaConf.to_container(cfg.eval, resolve=True),
+        channels_last=bool(cfg.get("channels_last", False)),
+        run_info=run_info,
+    )
+    callbacks = build_callbacks(output_dir)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+
+    metrics: dict[str, Any] = {
+        "stage": cfg.stage,
+        "cell": cfg.cell,
+        "seed": int(cfg.seed),
+        "epochs": trainer.current_epoch,
+        "best_checkpoint": callbacks[0].best_model_path or None,
+    }
+    if cfg.get("run_test", True):
+        per_set = test_final_weights(trainer, module, datamodule)
+        first = next(iter(per_set.values()))
+        metrics.update({"dataset": next(iter(per_set)), **{k: first[k] for k in METRIC_KEYS}})
+        metrics["test_sets"] = per_set
+        # Other test-time settings of the same weights (re-ranking, BNNeck feature x metric).
+        base_eval = dict(module.eval_cfg)
+        metrics["variants"] = {}
+        for name, overrides in (cfg.get("eval_variants") or {}).items():
+            module.eval_cfg = {**base_eval, **OmegaConf.to_container(overrides, resolve=True)}
+            metrics["variants"][name] = test_final_weights(trainer, module, datamodule)
+        module.eval_cfg = base_eval
+    metrics["wall_time_s"] = round(time.time() - start, 1)
+    if trainer.is_global_zero:
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_training_curves(trainer, output_dir)
+        if "test_sets" in metrics:
+            print_results_table(metrics["test_sets"], title=f"{cfg.stage} (seed {cfg.seed})")
+        print(f"Run folder: {output_dir}")
+    return metrics
+
+
+@hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    patch_lightning_ddp_launcher()
+    with isolated_ddp_job():
+        metrics = train(cfg)
+    return metrics.get("mAP")  # the value an optimising sweeper maximises
+
+
+if __name__ == "__main__":
+    main()
