@@ -11,6 +11,8 @@ from torch import Tensor
 _NAMED_FILLS = ("imagenet_mean", "zero", "random")
 # The authors write these constants into the *normalised* tensor; kept as the default.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_FILL_ERROR = "RandomErasing fill must be one of " + ", ".join(_NAMED_FILLS)
+_FILL_ERROR += " or a sequence of per-channel values, got {fill!r}"
 
 
 def _check_range(name: str, value: Sequence[float], low: float, high: float | None) -> tuple:
@@ -18,7 +20,9 @@ def _check_range(name: str, value: Sequence[float], low: float, high: float | No
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"RandomErasing {name} must be two numbers (min, max), got {value!r}")
+        raise ValueError(
+            f"RandomErasing {name} must be two numbers (min, max), got {value!r}"
+        ) from None
     if not (low < lo <= hi and (high is None or hi <= high)):
         raise ValueError(
             f"RandomErasing {name} must satisfy min <= max with both {bound}, got {value!r}"
@@ -27,8 +31,8 @@ def _check_range(name: str, value: Sequence[float], low: float, high: float | No
 
 
 class RandomErasing(torch.nn.Module):
-    """With probability p, fill one random rectangle (area and aspect drawn uniformly) of a C x H x W
-    tensor; up to `max_attempts` draws until the rectangle fits. Uses torch's RNG (worker-seeded).
+    """With probability p, fill one random rectangle (uniform area and aspect) of a C x H x W
+    tensor; up to `max_attempts` draws until it fits. Uses torch's RNG (seeded per worker).
     """
 
     def __init__(
@@ -46,21 +50,19 @@ class RandomErasing(torch.nn.Module):
         self.area_range = _check_range("area_range", area_range, 0.0, 1.0)
         self.aspect_range = _check_range("aspect_range", aspect_range, 0.0, None)
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise ValueError(f"RandomErasing max_attempts must be an integer >= 1, got {max_attempts!r}")
+            raise ValueError(
+                f"RandomErasing max_attempts must be an integer >= 1, got {max_attempts!r}"
+            )
         self.max_attempts = max_attempts
         if isinstance(fill, str):
             if fill not in _NAMED_FILLS:
-                raise ValueError(
-                    f"RandomErasing fill must be one of {_NAMED_FILLS} or per-channel values, got {fill!r}"
-                )
+                raise ValueError(_FILL_ERROR.format(fill=fill))
             self.fill: str | tuple[float, ...] = fill
         else:
             try:
                 values = tuple(float(v) for v in fill)
             except (TypeError, ValueError):
-                raise ValueError(
-                    f"RandomErasing fill must be one of {_NAMED_FILLS} or per-channel values, got {fill!r}"
-                )
+                raise ValueError(_FILL_ERROR.format(fill=fill)) from None
             if not values:
                 raise ValueError("RandomErasing fill must have one value per channel, got none")
             self.fill = values
@@ -68,7 +70,8 @@ class RandomErasing(torch.nn.Module):
     def extra_repr(self) -> str:
         return (
             f"probability={self.probability}, area_range={self.area_range}, "
-            f"aspect_range={self.aspect_range}, fill={self.fill!r}, max_attempts={self.max_attempts}"
+            f"aspect_range={self.aspect_range}, fill={self.fill!r}, "
+            f"max_attempts={self.max_attempts}"
         )
 
     def _patch(self, img: Tensor, h: int, w: int) -> Tensor:
@@ -89,7 +92,9 @@ class RandomErasing(torch.nn.Module):
     def forward(self, img: Tensor) -> Tensor:
         """Return `img` unchanged, or an erased copy (the input is never modified)."""
         if img.ndim != 3:
-            raise ValueError(f"RandomErasing expects a C x H x W tensor, got shape {tuple(img.shape)}")
+            raise ValueError(
+                f"RandomErasing expects a C x H x W tensor, got shape {tuple(img.shape)}"
+            )
         if self.probability == 0.0 or torch.rand(()).item() >= self.probability:
             return img
         _, height, width = img.shape

@@ -13,7 +13,9 @@ _SEED_MOD = 2**64
 
 def _check_pk(p: int, k: int) -> None:
     if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
-        raise ValueError(f"data.sampler.p must be an integer >= 1 (identities per batch), got {p!r}")
+        raise ValueError(
+            f"data.sampler.p must be an integer >= 1 (identities per batch), got {p!r}"
+        )
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"data.sampler.k must be an integer >= 1 (images per identity), got {k!r}")
 

@@ -1,0 +1,39 @@
+"""Shared fixtures: the `tiny` synthetic dataset (generated once per session) and a train runner."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    """A data folder holding the `tiny` synthetic dataset in the Market-1501 layout."""
+    from reidtricks.data.datasets import SyntheticReID
+
+    root = tmp_path_factory.mktemp("data")
+    SyntheticReID(root, preset="tiny", seed=0).load()
+    return root
+
+
+def tiny_overrides(data_dir: Path, output_dir: Path) -> list[str]:
+    """Demo experiment shrunk to the tiny set: CPU, no workers, small batches, CSV logs only."""
+    return [
+        "experiment=demo",
+        f"paths.data_dir={data_dir}",
+        f"paths.output_dir={output_dir}",
+        "data.train_sources.synthetic.preset=tiny",
+        "data.sampler.p=4",
+        "data.sampler.k=4",
+        "data.loader.num_workers=0",
+        "data.loader.persistent_workers=false",
+        "data.loader.test_batch_size=64",
+        "logger=csv",
+        "+trainer.enable_progress_bar=false",
+        "+trainer.enable_model_summary=false",
+    ]

@@ -1,0 +1,93 @@
+"""The study report on a fabricated sweep folder: numbers checked by hand."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+
+import pytest
+import yaml
+
+from reidtricks.report import count_sweep_values, main, write_report
+
+
+def make_job(sweep, num, cell, seed, rank1, mAP, variants=None, dataset="market1501"):
+    job = sweep / f"{num}_{cell}_seed{seed}"
+    (job / ".hydra").mkdir(parents=True)
+    metrics = {"rank1": rank1, "rank5": 0.9, "rank10": 0.95, "mAP": mAP, "mINP": 0.3}
+    payload = {"stage": cell, "cell": cell, "seed": seed, "test_sets": {dataset: metrics}}
+    if variants:
+        payload["variants"] = {name: {dataset: {**metrics, **v}} for name, v in variants.items()}
+    (job / "metrics.json").write_text(json.dumps(payload))
+    return job
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    sweep = tmp_path / "multirun"
+    base = [(0.80, 0.60), (0.82, 0.62), (0.84, 0.64)]
+    warm = [(0.81, 0.70), (0.83, 0.71), (0.85, 0.72)]
+    num = 0
+    for seed, (r1, m) in enumerate(base):
+        make_job(sweep, num, "baseline", seed, r1, m)
+        num += 1
+    for seed, (r1, m) in enumerate(warm):
+        make_job(sweep, num, "warmup", seed, r1, m, variants={"rerank": {"mAP": m + 0.1}})
+        num += 1
+    failed = sweep / f"{num}_rea_seed0"
+    (failed / ".hydra").mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "hydra": {
+                    "sweeper": {"params": {"+trick": "baseline,warmup,rea"}},
+                    "overrides": {"task": ["experiment=ablation", "seed=0,1,2"]},
+                }
+            }
+        )
+    )
+    return sweep
+
+
+def test_count_sweep_values_respects_braces():
+    assert count_sweep_values("a,b,c") == 3
+    assert count_sweep_values("{p:4,k:2},{p:8,k:4}") == 2
+    assert count_sweep_values("5") == 1
+
+
+def test_report_numbers_deltas_noise_and_missing_jobs(sweep):
+    md = write_report(sweep).read_text()
+    rows = list(csv.DictReader(open(sweep / "report.csv")))
+    assert [r["row"] for r in rows] == ["baseline", "warmup", "warmup+rerank"]
+    base_map = [0.60, 0.62, 0.64]
+    warm_map = [0.70, 0.71, 0.72]
+    mean_b, std_b = statistics.fmean(base_map), statistics.stdev(base_map)
+    assert rows[0]["mAP"] == f"{100 * mean_b:.1f} ± {100 * std_b:.1f}"
+    delta = statistics.fmean(warm_map) - mean_b
+    assert rows[1]["Δ mAP"] == f"{100 * delta:+.1f}"  # 9 points, far outside the noise
+    # rank-1 moved by 1 point with a 2-point std: within the seed noise, marked "~"
+    assert rows[1]["Δ rank1"] == "+1.0 ~"
+    assert rows[0]["paper R1/mAP"] == "87.7 / 74.0" and rows[1]["paper R1/mAP"] == "88.7 / 75.2"
+    assert rows[2]["Δ mAP"] == "+10.0"  # the re-ranked row against its own stage
+    assert "6_rea_seed0: no metrics.json" in md
+    assert "2 job(s) of the sweep never started" in md  # 3 stages x 3 seeds = 9, 7 folders
+    assert (sweep / "report.png").stat().st_size > 1000
+
+
+def test_single_cell_study_lists_its_variants(tmp_path):
+    sweep = tmp_path / "bn"
+    cells = {"f_t_euclidean": {"mAP": 0.5}, "f_i_cosine": {"mAP": 0.6}}
+    for seed in range(2):
+        make_job(sweep, seed, "bnneck_metrics", seed, 0.8, 0.55, variants=cells)
+    rows = list(csv.DictReader(open(write_report(sweep).with_suffix(".csv"))))
+    assert [r["row"] for r in rows] == ["f_t_euclidean", "f_i_cosine"]
+    assert rows[1]["mAP"] == "60.0 ± 0.0" and rows[1]["seeds"] == "2"
+
+
+def test_report_cli_errors_on_a_folder_without_jobs(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="no job folder with metrics.json"):
+        main([str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "nope")])
+    assert "is not a folder" in capsys.readouterr().err

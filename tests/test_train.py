@@ -1,0 +1,140 @@
+"""End to end on the tiny synthetic set: every trick stage trains, metrics.json, checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from conftest import tiny_overrides
+from reidtricks.checkpoint import build_net_from_checkpoint, load_checkpoint
+from reidtricks.config import config_dir
+from reidtricks.evaluation import evaluate
+from reidtricks.train import train
+
+STAGES = ["baseline", "warmup", "rea", "label_smooth", "last_stride", "bnneck", "center_loss"]
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("stage", [*STAGES, "rerank"])
+def test_every_stage_trains_one_batch_and_evaluates(stage, tiny_data_dir, tmp_path):
+    cfg = compose_cfg(
+        *tiny_overrides(tiny_data_dir, tmp_path), f"+trick={stage}", "trainer=debug"
+    )
+    metrics = train(cfg)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["stage"] == stage == metrics["stage"]
+    for key in ("rank1", "rank5", "rank10", "mAP", "mINP"):
+        assert 0.0 <= written[key] <= 1.0
+    assert written["rank1"] <= written["rank5"] <= written["rank10"]
+    assert written["seed"] == 0 and written["wall_time_s"] > 0
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_data_dir, tmp_path_factory):
+    """A short full-BoT training on tiny (all tricks), shared by the tests below."""
+    out = tmp_path_factory.mktemp("run")
+    cfg = compose_cfg(
+        *tiny_overrides(tiny_data_dir, out),
+        "+trick=center_loss",
+        "trainer.max_epochs=8",
+        "trainer.check_val_every_n_epoch=4",
+        "optim.milestones=[6]",
+        "optim.warmup_epochs=2",
+        "optim.lr=1e-3",
+    )
+    metrics = train(cfg)
+    return cfg, metrics, out
+
+
+def test_short_training_loss_falls_and_beats_random_features(trained_run):
+    cfg, metrics, out = trained_run
+    log = next(out.glob("csv/version_*/metrics.csv")).read_text().splitlines()
+    header = log[0].split(",")
+    col = header.index("train/loss_total")
+    losses = [float(r.split(",")[col]) for r in log[1:] if r.split(",")[col]]
+    assert len(losses) >= 4
+    first, last = sum(losses[:2]) / 2, sum(losses[-2:]) / 2
+    assert last < 0.8 * first, (first, last)
+
+    # mAP of random features on the same query/gallery split, averaged over draws.
+    from reidtricks.data.datasets import SyntheticReID
+
+    splits = SyntheticReID(cfg.paths.data_dir, preset="tiny", seed=0).load()
+    q_pids = torch.tensor([p for _, p, _ in splits.query])
+    g_pids = torch.tensor([p for _, p, _ in splits.gallery])
+    q_cams = torch.tensor([c for _, _, c in splits.query])
+    g_cams = torch.tensor([c for _, _, c in splits.gallery])
+    gen = torch.Generator().manual_seed(0)
+    random_maps = [
+        evaluate(torch.rand(len(q_pids), len(g_pids), generator=gen), q_pids, g_pids, q_cams, g_cams).mAP
+        for _ in range(20)
+    ]
+    chance = sum(random_maps) / len(random_maps)
+    assert metrics["mAP"] > chance + 0.15, (metrics["mAP"], chance)
+    assert (out / "training_curves.png").stat().st_size > 1000
+
+
+def test_checkpoint_is_plain_data_and_reloads_to_identical_features(trained_run):
+    cfg, metrics, out = trained_run
+    ckpt_path = out / "checkpoints" / "last.ckpt"
+    raw = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    assert raw["reidtricks"]["stage"] == "center_loss"
+    assert any(k.startswith("center_loss.") for k in raw["state_dict"])
+    net = build_net_from_checkpoint(load_checkpoint(ckpt_path)).eval()
+    net2 = build_net_from_checkpoint(load_checkpoint(ckpt_path)).eval()
+    x = torch.randn(3, 3, 128, 64)
+    with torch.no_grad():
+        a, b = net(x), net2(x)
+    assert torch.equal(a.feat_after_bn, b.feat_after_bn)
+    state = {k.removeprefix("net."): v for k, v in raw["state_dict"].items() if k.startswith("net.")}
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, state[key])
+    assert metrics["best_checkpoint"] and (out / "checkpoints").is_dir()
+
+
+def test_checkpoint_errors(trained_run, tmp_path):
+    _, _, out = trained_run
+    with pytest.raises(FileNotFoundError, match="set ckpt=PATH"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    with pytest.raises(ValueError, match="not a reidtricks training checkpoint"):
+        load_checkpoint(tmp_path / "foreign.ckpt")
+    ckpt = load_checkpoint(out / "checkpoints" / "last.ckpt")
+    key = next(k for k in ckpt["state_dict"] if k.endswith("classifier.weight"))
+    ckpt["state_dict"][key] = ckpt["state_dict"][key][:-1]
+    with pytest.raises(ValueError, match=r"classifier.weight has shape"):
+        build_net_from_checkpoint(ckpt, source="x.ckpt")
+
+
+def test_evaluate_entry_point_on_a_trained_checkpoint(trained_run, tmp_path):
+    from reidtricks.evaluate import evaluate_checkpoint
+
+    cfg, metrics, out = trained_run
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        ecfg = compose(
+            "evaluate",
+            overrides=[
+                f"ckpt={out / 'checkpoints' / 'last.ckpt'}",
+                f"paths.output_dir={tmp_path}",
+                "trainer=cpu",
+                "+trainer.enable_progress_bar=false",
+                "plot_queries=3",
+            ],
+        )
+    result = evaluate_checkpoint(ecfg)
+    # Same weights, same test set and settings as the final test of training.
+    assert result["test_sets"]["synthetic"]["mAP"] == pytest.approx(metrics["mAP"], abs=1e-6)
+    assert (tmp_path / "metrics.json").is_file()
+    assert (tmp_path / "ranked_synthetic.png").stat().st_size > 1000
+    rerank_cfg = OmegaConf.merge(ecfg, {"eval": {"rerank": True}, "plot_queries": 0})
+    reranked = evaluate_checkpoint(rerank_cfg)
+    assert reranked["eval"]["rerank"] is True
+    assert 0.0 < reranked["test_sets"]["synthetic"]["mAP"] <= 1.0
