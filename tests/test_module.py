@@ -40,9 +40,11 @@ def fit_one_batch(module: ReIDModule) -> None:
 def test_center_step_uses_the_unweighted_gradient():
     module = tiny_module(center_weight=0.0005, center_lr=0.5)
     captured = {}
-    module.net.register_forward_hook(
-        lambda m, i, out: captured.setdefault("f", out.feat_before_bn.detach().clone())
-    )
+
+    def keep_first_features(module, inputs, out) -> None:
+        captured.setdefault("f", out.feat_before_bn.detach().clone())
+
+    module.net.register_forward_hook(keep_first_features)
     c0 = module.center_loss.centers.detach().clone()
     fit_one_batch(module)
     f, batch = captured["f"], len(PIDS)

@@ -29,7 +29,7 @@ def pairwise_distance(
     gf = gf.float()
     if metric == "cosine":
         gf = F.normalize(gf, dim=1)
-    g_sq = (gf * gf).sum(1)
+    g_sq = torch.cat([(part * part).sum(1) for part in gf.split(chunk_size)])
     out = torch.empty(qf.shape[0], gf.shape[0], dtype=torch.float32, device=gf.device)
     for start in range(0, qf.shape[0], chunk_size):
         q = qf[start : start + chunk_size].to(device=gf.device, dtype=torch.float32)

@@ -1,10 +1,12 @@
 """CMC, mAP and mINP under the Market-1501 and CUHK03 single-gallery-shot protocols.
 
 Ranking order: ascending distance, ties broken by gallery index (a stable sort). Gallery images
-with the query's identity AND camera are removed. Nothing is sorted: a query's metrics depend
-only on the rank of each correct match, i.e. on how many other-identity images come before it,
-so each chunk of queries is scanned once for the images closer than its farthest correct match
-and only those are compared with the correct matches. Everything stays on the distmat's device.
+with the query's identity AND camera are removed; pids are taken as given (drop Market's junk,
+pid -1, when loading; distractors, pid 0, are ordinary gallery images). No gallery row is sorted:
+a query's metrics depend only on the rank of each correct match, i.e. on how many other-identity
+images come before it, so each chunk of queries is scanned once for the images no farther than
+its farthest correct match, and only those are compared with the (few, sorted) correct matches.
+Everything runs on the distmat's device; no Q x G index matrix is ever built.
 """
 
 from __future__ import annotations

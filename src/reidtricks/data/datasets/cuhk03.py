@@ -1,0 +1,31 @@
+"""CUHK03-NP (Zhong et al. 2017 new protocol): 767 train ids, detected or labeled boxes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reidtricks.data.datasets.market1501 import MARKET_SPLIT_DIRS, read_market_style
+from reidtricks.data.datasets.market_naming import find_dataset_dir
+from reidtricks.data.splits import ReIDSplits
+
+VARIANTS = ("detected", "labeled")
+
+
+class CUHK03NP:
+    """<root>/cuhk03-np/{detected,labeled}/ with Market-style folders and names."""
+
+    name = "cuhk03"
+
+    def __init__(self, root: str | Path, variant: str = "detected") -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"cuhk03 variant={variant!r}: expected one of {VARIANTS}")
+        self.root, self.variant = str(root), variant
+
+    def load(self) -> ReIDSplits:
+        folder = find_dataset_dir(
+            self.root,
+            (f"cuhk03-np/{self.variant}", self.variant, ""),
+            MARKET_SPLIT_DIRS,
+            layout=f"cuhk03-np/{self.variant}/{{bounding_box_train,query,bounding_box_test}}",
+        )
+        return read_market_style(f"{self.name}-{self.variant}", folder)

@@ -1,0 +1,26 @@
+"""DukeMTMC-reID (Ristani et al. 2016; Zheng et al. 2017): 702 train ids, 8 cameras."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reidtricks.data.datasets.market1501 import MARKET_SPLIT_DIRS, read_market_style
+from reidtricks.data.datasets.market_naming import find_dataset_dir
+from reidtricks.data.splits import ReIDSplits
+
+
+class DukeMTMC:
+    """<root>/dukemtmc-reid/DukeMTMC-reID/ or <root>/DukeMTMC-reID/ (or root itself)."""
+
+    name = "dukemtmc"
+    candidates = ("", "dukemtmc-reid/DukeMTMC-reID", "DukeMTMC-reID", "dukemtmc-reid")
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = str(root)
+
+    def load(self) -> ReIDSplits:
+        folder = find_dataset_dir(
+            self.root, self.candidates, MARKET_SPLIT_DIRS,
+            layout="dukemtmc-reid/DukeMTMC-reID/{bounding_box_train,query,bounding_box_test}",
+        )  # fmt: skip
+        return read_market_style(self.name, folder)

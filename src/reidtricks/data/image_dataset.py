@@ -1,0 +1,40 @@
+"""A torch Dataset over (path, pid, camid) items that reads images with PIL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from reidtricks.data.splits import ReIDItem
+
+
+def read_image(path: str) -> Image.Image:
+    """RGB image; an unreadable, corrupt or missing file raises an error naming it (no skip)."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{path}: image file does not exist") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise OSError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
+
+
+class ImageDataset(Dataset):
+    """Item i -> (image after `transform`, pid, camid, i); the index lets DDP results be merged."""
+
+    def __init__(self, items: Sequence[ReIDItem], transform: Callable | None = None) -> None:
+        self.items = list(items)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[Any, int, int, int]:
+        path, pid, camid = self.items[index]
+        image = read_image(path)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, pid, camid, index

@@ -1,0 +1,257 @@
+"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) without any dense N x N matrix.
+
+Same definition as the Bag-of-Tricks authors' dense code, for the N = Q + G stacked features:
+  d(i, j)  = |x_i|^2 + |x_j|^2 - 2 x_i.x_j, divided by max_k d(i, k) (their column max, transposed);
+  R(i, k)  = {j in top(k+1)(i) : i in top(k+1)(j)}, top(m) = the m nearest, self included;
+  E(i)     = R(i, k1) plus every R(c, round(k1/2)), c in R(i, k1), sharing > 2/3 of it with R(i, k1);
+  V[i, j]  = exp(-d(i, j)) / sum over E(i), for j in E(i) (0 elsewhere);
+  V[i]     = mean of V over top(k2)(i) (when k2 != 1);
+  jac(q,g) = 1 - s / (2 - s), s = sum_j min(V[q, j], V[g, j]);
+  final    = (1 - lambda) * jac + lambda * d, on the query x gallery block.
+Here the nearest-neighbour tables come from one pass over symmetric distance blocks, V is kept as
+sparse rows, and the Jaccard term is accumulated per query chunk from an inverted index of the
+gallery rows. Everything is fp32 (the authors keep V and Jaccard in fp16, a ~1e-3 difference);
+neighbours at exactly equal distances come in arbitrary order, as with their unstable argsort.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# Upper bound on elements of the temporaries built at once (gathered features, Jaccard triples).
+_BUDGET = 1 << 21
+
+
+def re_rank(
+    q_feats: Tensor,
+    g_feats: Tensor,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    chunk_size: int = 2048,
+) -> Tensor:
+    """Q x G re-ranked distances (float32, on the features' device); see the module docstring.
+
+    `chunk_size` is the block edge of the distance pass and the row chunk of the later stages.
+    """
+    if q_feats.dim() != 2 or g_feats.dim() != 2 or q_feats.shape[1] != g_feats.shape[1]:
+        raise ValueError(
+            f"features must be 2-D with the same width, got query {tuple(q_feats.shape)} "
+            f"and gallery {tuple(g_feats.shape)}"
+        )
+    if len(q_feats) == 0 or len(g_feats) == 0:
+        raise ValueError(
+            f"need at least one query and one gallery feature, got {len(q_feats)}, {len(g_feats)}"
+        )
+    if k1 < 1 or k2 < 1 or not 0.0 <= lambda_value <= 1.0 or chunk_size < 1:
+        raise ValueError(
+            f"expected k1 >= 1, k2 >= 1, 0 <= lambda_value <= 1, chunk_size >= 1; got k1={k1}, "
+            f"k2={k2}, lambda_value={lambda_value}, chunk_size={chunk_size}"
+        )
+    x = torch.cat([q_feats.float(), g_feats.to(q_feats.device).float()])
+    n, nq = len(x), len(q_feats)
+    k_half = round(k1 / 2)  # banker's rounding, like numpy.around in the reference
+    width = min(max(k1 + 1, k2), n)
+
+    final = torch.empty(nq, n - nq, dtype=torch.float32, device=x.device)
+    knn, knn_d, row_max = _neighbour_tables(x, width, chunk_size, final)
+    final /= row_max[:nq, None]  # normalised original distance, query x gallery
+    top1, toph = knn[:, : min(k1 + 1, n)], knn[:, : min(k_half + 1, n)]
+    rows, cols, vals = _encode(
+        x,
+        row_max,
+        knn,
+        knn_d,
+        (top1, k_reciprocal_mask(top1)),
+        (toph, k_reciprocal_mask(toph)),
+        chunk_size,
+    )
+    if k2 != 1:
+        rows, cols, vals = _local_expansion(rows, cols, vals, knn[:, : min(k2, n)], chunk_size)
+    _blend_jaccard(final, rows, cols, vals, lambda_value, chunk_size)
+    return final
+
+
+def _neighbour_tables(
+    x: Tensor, k: int, block: int, qg_out: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Each row's k nearest (indices and squared distances, ascending) and largest distance.
+
+    Visits each pair of row blocks once (the matrix is symmetric) and copies the raw query x
+    gallery distances into `qg_out` on the way.
+    """
+    n, nq = len(x), len(qg_out)
+    sq = _squared_norms(x)
+    best_d = torch.full((n, k), float("inf"), device=x.device)
+    best_i = torch.zeros((n, k), dtype=torch.int64, device=x.device)
+    row_max = torch.full((n,), -float("inf"), device=x.device)
+
+    def merge(r0: int, blk: Tensor, c0: int) -> None:
+        rows = slice(r0, r0 + len(blk))
+        torch.maximum(row_max[rows], blk.amax(1), out=row_max[rows])
+        v, i = torch.topk(blk, min(k, blk.shape[1]), dim=1, largest=False, sorted=False)
+        cand_d, cand_i = torch.cat([best_d[rows], v], 1), torch.cat([best_i[rows], i + c0], 1)
+        v, sel = torch.topk(cand_d, k, dim=1, largest=False, sorted=True)
+        best_d[rows], best_i[rows] = v, cand_i.gather(1, sel)
+
+    for a in range(0, n, block):
+        xa, sa = x[a : a + block], sq[a : a + block, None]
+        for c in range(a, n, block):
+            blk = torch.addmm(sa + sq[None, c : c + block], xa, x[c : c + block].t(), alpha=-2.0)
+            merge(a, blk, c)
+            if c != a:
+                merge(c, blk.t().contiguous(), a)
+            a_end, c_end = a + len(blk), c + blk.shape[1]
+            if a < nq and c_end > nq:  # query rows x gallery columns (only when rows <= cols)
+                c0 = max(c, nq)
+                qg_out[a : min(a_end, nq), c0 - nq : c_end - nq] = blk[: nq - a, c0 - c :]
+    return best_i, best_d, row_max
+
+
+def k_reciprocal_mask(top: Tensor, chunk_size: int = 4096) -> Tensor:
+    """mask[i, p]: whether top[i, p] is a k-reciprocal neighbour of i, i.e. i is in its row.
+
+    `top` holds each sample's k+1 nearest indices (self included), one row per sample.
+    """
+    mask = torch.empty(top.shape, dtype=torch.bool, device=top.device)
+    for a in range(0, len(top), chunk_size):
+        nb = top[a : a + chunk_size]
+        me = torch.arange(a, a + len(nb), device=top.device)[:, None, None]
+        mask[a : a + chunk_size] = (top[nb] == me).any(2)
+    return mask
+
+
+def _encode(
+    x: Tensor,
+    row_max: Tensor,
+    table_idx: Tensor,
+    table_d: Tensor,
+    reciprocal: tuple[Tensor, Tensor],
+    reciprocal_half: tuple[Tensor, Tensor],
+    chunk_size: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Sparse V rows (row, col, value; row-major, ascending columns): Gaussian weights of E(i).
+
+    `reciprocal` / `reciprocal_half`: top-(k+1) tables and their k-reciprocal masks, k1 and k1/2.
+    """
+    (top1, mask1), (toph, maskh) = reciprocal, reciprocal_half
+    n = len(x)
+    sq = _squared_norms(x)
+    chunk = max(1, min(chunk_size, _BUDGET // (top1.shape[1] ** 2 * toph.shape[1])))
+    out_r, out_c, out_v = [], [], []
+    for a in range(0, n, chunk):
+        r = torch.arange(a, min(a + chunk, n), device=x.device)
+        near, near_ok = top1[r], mask1[r]  # R(i, k1) = near[near_ok]
+        cand, cand_ok = toph[near], maskh[near]  # R(c, k1/2) for every c in near
+        in_r = ((cand[..., None] == near[:, None, None, :]) & near_ok[:, None, None, :]).any(3)
+        shared, size = (in_r & cand_ok).sum(2), cand_ok.sum(2)
+        # The reference's test, len(intersection) > 2/3 * len(candidate set), in float64.
+        accept = near_ok & (shared.double() > 2 / 3 * size.double())
+        slots = torch.cat(
+            [
+                torch.where(near_ok, near, n),
+                torch.where(accept[..., None] & cand_ok, cand, n).flatten(1),
+            ],
+            1,
+        )
+        slots = torch.sort(slots, dim=1).values
+        dup = torch.zeros_like(slots, dtype=torch.bool)
+        dup[:, 1:] = slots[:, 1:] == slots[:, :-1]
+        slots = torch.sort(slots.masked_fill(dup, n), dim=1).values  # unique first, then n
+        ok = slots < n
+        rr, cc = r[:, None].expand_as(slots)[ok], slots[ok]
+        # Squared distances: from the neighbour table where it holds them, else recomputed.
+        found = table_idx[rr] == cc[:, None]
+        hit = found.any(1)
+        dist = table_d[rr].gather(1, found.int().argmax(1, keepdim=True)).squeeze(1)
+        dist[~hit] = _pair_sqdist(x, sq, rr[~hit], cc[~hit])
+        w = torch.exp(-dist / row_max[rr])
+        sums = torch.zeros(len(r), device=x.device).index_add_(0, rr - a, w)
+        out_r.append(rr)
+        out_c.append(cc)
+        out_v.append(w / sums[rr - a])
+    return torch.cat(out_r), torch.cat(out_c), torch.cat(out_v)
+
+
+def _pair_sqdist(x: Tensor, sq: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """d(rows[p], cols[p]) with the formula of the distance pass, in sub-chunks of pairs."""
+    out = torch.empty(len(rows), device=x.device)
+    step = max(1, _BUDGET // (2 * x.shape[1]))
+    for s in range(0, len(rows), step):
+        r, c = rows[s : s + step], cols[s : s + step]
+        out[s : s + step] = (sq[r] + sq[c]) - 2.0 * (x[r] * x[c]).sum(1)
+    return out
+
+
+def _squared_norms(x: Tensor, rows: int = 4096) -> Tensor:
+    """|x_i|^2 per row, without an N x D temporary."""
+    return torch.cat([(part * part).sum(1) for part in x.split(rows)])
+
+
+def _ragged(starts: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """(owner, position) pairs enumerating starts[o] + 0..lengths[o]-1 for every owner o."""
+    owner = torch.repeat_interleave(torch.arange(len(lengths), device=lengths.device), lengths)
+    first = torch.cumsum(lengths, 0) - lengths
+    return owner, starts[owner] + torch.arange(len(owner), device=lengths.device) - first[owner]
+
+
+def _row_pointers(rows: Tensor, n: int) -> Tensor:
+    ptr = torch.zeros(n + 1, dtype=torch.int64, device=rows.device)
+    ptr[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+    return ptr
+
+
+def _local_expansion(
+    rows: Tensor, cols: Tensor, vals: Tensor, nbrs: Tensor, chunk_size: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Sparse V'[i] = mean of V[j] over j in nbrs[i] (the k2 nearest, self included)."""
+    n, k = nbrs.shape
+    ptr = _row_pointers(rows, n)
+    out_r, out_c, out_v = [], [], []
+    for a in range(0, n, chunk_size):
+        nb = nbrs[a : a + chunk_size].reshape(-1)
+        owner, pos = _ragged(ptr[nb], ptr[nb + 1] - ptr[nb])
+        key = (owner // k + a) * n + cols[pos]
+        key, inverse = torch.unique(key, sorted=True, return_inverse=True)
+        summed = torch.zeros(len(key), device=vals.device).index_add_(0, inverse, vals[pos])
+        out_r.append(key // n)
+        out_c.append(key % n)
+        out_v.append(summed / k)
+    return torch.cat(out_r), torch.cat(out_c), torch.cat(out_v)
+
+
+def _blend_jaccard(
+    final: Tensor, rows: Tensor, cols: Tensor, vals: Tensor, lam: float, chunk_size: int
+) -> None:
+    """final <- (1 - lam) * Jaccard + lam * final, query rows x gallery rows of V, in place."""
+    nq, ng = final.shape
+    n = nq + ng
+    ptr = _row_pointers(rows, n)
+    # Inverted index: for each column j, the gallery rows g with V[g, j] != 0 and their values.
+    g0 = int(ptr[nq])
+    g_cols = cols[g0:]
+    order = torch.argsort(g_cols, stable=True)
+    col_ptr = _row_pointers(g_cols, n)
+    inv_rows, inv_vals = rows[g0:][order] - nq, vals[g0:][order]
+    # Work per query row = number of (query entry, gallery entry) pairs sharing a column.
+    col_len = col_ptr[1:] - col_ptr[:-1]
+    q_end = int(ptr[nq])
+    work = torch.zeros(nq, dtype=torch.int64, device=rows.device)
+    work.index_add_(0, rows[:q_end], col_len[cols[:q_end]])
+    cum_work = torch.cumsum(work, 0).cpu()
+    a = 0
+    while a < nq:
+        done = int(cum_work[a - 1]) if a else 0
+        b = int(torch.searchsorted(cum_work, done + _BUDGET, right=True))
+        b = min(max(b, a + 1), a + max(1, min(chunk_size, _BUDGET // ng)), nq)
+        e0, e1 = int(ptr[a]), int(ptr[b])
+        e_cols = cols[e0:e1]
+        owner, pos = _ragged(col_ptr[e_cols], col_len[e_cols])
+        flat = (rows[e0:e1][owner] - a) * ng + inv_rows[pos]
+        mins = torch.minimum(vals[e0:e1][owner], inv_vals[pos])
+        shared = torch.zeros((b - a) * ng, device=final.device).index_add_(0, flat, mins)
+        shared = shared.view(b - a, ng)
+        shared /= 2.0 - shared  # Jaccard distance = 1 - this
+        final[a:b].mul_(lam).add_(1.0 - lam).sub_(shared, alpha=1.0 - lam)
+        a = b

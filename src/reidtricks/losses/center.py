@@ -1,0 +1,23 @@
+"""Center loss (Wen et al. 2016), PAPER.md trick 6: L_c = (1/B) sum_j |f_j - c_{y_j}|^2."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def center_loss(feats: Tensor, targets: Tensor, centers: Tensor) -> Tensor:
+    """Mean over the batch of the squared distance of each feature to its identity's center."""
+    diff = feats.float() - centers.float()[targets]
+    return diff.pow(2).sum(dim=1).mean()
+
+
+class CenterLoss(nn.Module):
+    """Holds the learnable centers (one per training identity); trained by their own optimiser."""
+
+    def __init__(self, num_classes: int, feat_dim: int) -> None:
+        super().__init__()
+        self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
+
+    def forward(self, feats: Tensor, targets: Tensor) -> Tensor:
+        return center_loss(feats, targets, self.centers)

@@ -1,0 +1,58 @@
+"""The ReID network: backbone -> global average pooling -> (BNNeck) -> identity classifier."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from reidtricks.models.backbones import build_backbone
+
+NECKS = ("none", "bnneck")
+
+
+class ReIDOutput(NamedTuple):
+    feat_before_bn: Tensor  # f_t: pooled global feature, feeds the triplet and center losses
+    feat_after_bn: Tensor  # f_i: after the BNNeck (the same tensor when neck="none")
+    logits: Tensor  # identity logits
+
+
+class ReIDNet(nn.Module):
+    """Global-feature ReID model. neck="none": the standard baseline (classifier with bias on f_t);
+    neck="bnneck": BatchNorm1d with its bias frozen at 0, then a bias-free classifier on f_i."""
+
+    def __init__(self, backbone: nn.Module, feat_dim: int, num_classes: int, neck: str = "none"):
+        super().__init__()
+        if neck not in NECKS:
+            raise ValueError(f"model.neck={neck!r}: expected one of {NECKS}")
+        self.backbone, self.feat_dim, self.neck_type = backbone, feat_dim, neck
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.bottleneck: nn.BatchNorm1d | None = None
+        if neck == "bnneck":
+            self.bottleneck = nn.BatchNorm1d(feat_dim)
+            nn.init.ones_(self.bottleneck.weight)
+            nn.init.zeros_(self.bottleneck.bias)
+            self.bottleneck.bias.requires_grad_(False)  # shift frozen at 0 (PAPER.md)
+        self.classifier = nn.Linear(feat_dim, num_classes, bias=neck == "none")
+        nn.init.normal_(self.classifier.weight, std=0.001)
+        if self.classifier.bias is not None:
+            nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, x: Tensor) -> ReIDOutput:
+        feat = torch.flatten(self.pool(self.backbone(x)), 1)
+        feat_i = self.bottleneck(feat) if self.bottleneck is not None else feat
+        return ReIDOutput(feat, feat_i, self.classifier(feat_i))
+
+
+def build_reid_net(
+    backbone: str,
+    num_classes: int,
+    last_stride: int = 2,
+    neck: str = "none",
+    pretrained: bool = False,
+    pretrained_path: str | None = None,
+) -> ReIDNet:
+    """The Hydra `_target_` of conf/model/*.yaml (num_classes is given once the data is loaded)."""
+    trunk, channels = build_backbone(backbone, last_stride, pretrained, pretrained_path)
+    return ReIDNet(trunk, channels, num_classes, neck)

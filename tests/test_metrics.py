@@ -1,0 +1,216 @@
+"""evaluate() against a per-query brute force, hand-worked numbers and the CUHK03 expectation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import reidtricks.evaluation.metrics as metrics
+from reidtricks.evaluation import EvalResult, evaluate
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def brute_force(dist, q_pids, g_pids, q_cams, g_cams, max_rank):
+    """Per query: stable argsort, drop same id + same camera, read ranks of the correct matches."""
+    cmcs, aps, inps = [], [], []
+    for i in range(len(q_pids)):
+        order = np.argsort(dist[i], kind="stable")
+        keep = ~((g_pids[order] == q_pids[i]) & (g_cams[order] == q_cams[i]))
+        match = g_pids[order][keep] == q_pids[i]
+        if not match.any():
+            continue
+        ranks = np.flatnonzero(match) + 1
+        cmc = (np.arange(1, max_rank + 1) >= ranks[0]).astype(float)
+        cmcs.append(cmc)
+        aps.append(np.mean(np.arange(1, len(ranks) + 1) / ranks))
+        inps.append(len(ranks) / ranks[-1])
+    return np.mean(cmcs, 0), float(np.mean(aps)), float(np.mean(inps)), len(aps)
+
+
+def random_case(rng, num_q, num_g, num_ids, num_cams, tie_levels=None, distractors=0.0):
+    q_pids = rng.integers(1, num_ids + 1, num_q)
+    g_pids = rng.integers(1, num_ids + 1, num_g)
+    g_pids[rng.random(num_g) < distractors] = 0
+    q_cams, g_cams = rng.integers(0, num_cams, num_q), rng.integers(0, num_cams, num_g)
+    dist = rng.random((num_q, num_g)) * 4
+    dist -= (q_pids[:, None] == g_pids[None, :]) * rng.random((num_q, num_g)) * 2  # signal
+    if tie_levels:
+        dist = np.round(dist * tie_levels / 4)
+    return dist.astype(np.float32), q_pids, g_pids, q_cams, g_cams
+
+
+def check(result: EvalResult, expected, max_rank):
+    cmc, mean_ap, minp, num_valid = expected
+    assert result.cmc.shape == (max_rank,)
+    np.testing.assert_allclose(result.cmc, cmc, rtol=0, atol=1e-6)
+    assert result.mAP == pytest.approx(mean_ap, abs=1e-6)
+    assert result.mINP == pytest.approx(minp, abs=1e-6)
+    assert result.num_valid_queries == num_valid
+
+
+CASES = {
+    "plain": dict(num_q=40, num_g=300, num_ids=20, num_cams=4),
+    "integer_ties": dict(num_q=50, num_g=200, num_ids=15, num_cams=3, tie_levels=4),
+    "heavy_ties": dict(num_q=30, num_g=150, num_ids=5, num_cams=3, tie_levels=1),
+    "distractors": dict(num_q=40, num_g=200, num_ids=30, num_cams=5, distractors=0.6),
+    "few_ids_many_junk": dict(num_q=30, num_g=120, num_ids=3, num_cams=2, tie_levels=8),
+    "unmatched_queries": dict(num_q=60, num_g=40, num_ids=50, num_cams=3),
+    "two_cameras": dict(num_q=30, num_g=100, num_ids=10, num_cams=2, tie_levels=3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_brute_force(name, seed):
+    rng = np.random.default_rng(seed)
+    case = random_case(rng, **CASES[name])
+    chunk = int(rng.integers(1, 20))
+    check(evaluate(*case, max_rank=20, chunk_size=chunk), brute_force(*case, 20), 20)
+
+
+def test_gallery_from_one_camera_and_distractor_only_queries():
+    rng = np.random.default_rng(5)
+    dist, q_pids, g_pids, q_cams, g_cams = random_case(rng, 40, 150, 12, 3, tie_levels=6)
+    g_cams[:] = 1  # single-camera gallery: queries from camera 1 have no valid match
+    g_pids[g_pids > 8] = 0  # queries of ids 9..12 only see distractors
+    case = (dist, q_pids, g_pids, q_cams, g_cams)
+    expected = brute_force(*case, 10)
+    assert 0 < expected[3] < 40
+    check(evaluate(*case, max_rank=10, chunk_size=7), expected, 10)
+
+
+def test_max_rank_beyond_gallery_pads_with_last_value():
+    rng = np.random.default_rng(3)
+    case = random_case(rng, 20, 12, 4, 3)
+    result = evaluate(*case, max_rank=50)
+    check(result, brute_force(*case, 50), 50)
+    assert np.all(result.cmc[12:] == result.cmc[11])
+    assert result.cmc[-1] == 1.0
+
+
+def test_hand_worked_single_query():
+    # Query: id 1, camera 0. Gallery in distance order (index = order here):
+    #   0.1 id 2 | 0.2 id 1 cam 0 (same camera: removed) | 0.3 id 1 cam 1 | 0.4 id 3
+    #   0.45 id 5 | 0.5 id 1 cam 2 | 0.6 id 4
+    # Kept ranking: id2, [id1], id3, id5, [id1], id4 -> correct matches at ranks 2 and 5.
+    # AP = (1/2 + 2/5) / 2 = 0.45; INP = 2/5 = 0.4; CMC = 0, 1, 1, ...
+    dist = np.array([[0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.6]])
+    g_pids = np.array([2, 1, 1, 3, 5, 1, 4])
+    g_cams = np.array([0, 0, 1, 0, 1, 2, 3])
+    result = evaluate(dist, np.array([1]), g_pids, np.array([0]), g_cams, max_rank=6)
+    np.testing.assert_allclose(result.cmc, [0, 1, 1, 1, 1, 1])
+    assert result.mAP == pytest.approx(0.45)
+    assert result.mINP == pytest.approx(0.4)
+    assert result.num_valid_queries == 1
+    d = result.as_dict()
+    assert set(d) == {"rank1", "rank5", "rank10", "mAP", "mINP", "num_valid_queries"}
+    assert (d["rank1"], d["rank5"], d["mAP"], d["mINP"]) == (0.0, 1.0, 0.45, 0.4)
+    assert np.isnan(d["rank10"])  # beyond max_rank
+
+
+def test_ties_break_by_gallery_index():
+    # All distances equal: the ranking is the gallery order. Correct matches at indices 1 and 3
+    # -> ranks 2 and 4: AP = (1/2 + 2/4) / 2 = 0.5, INP = 2/4; reversed gallery: ranks 1 and 3.
+    g_pids, g_cams = np.array([7, 1, 8, 1]), np.array([0, 1, 0, 2])
+    dist = np.ones((1, 4), dtype=np.float32)
+    r = evaluate(dist, np.array([1]), g_pids, np.array([0]), g_cams, max_rank=4)
+    assert (r.mAP, r.mINP, r.cmc.tolist()) == (0.5, 0.5, [0.0, 1.0, 1.0, 1.0])
+    r = evaluate(dist, np.array([1]), g_pids[::-1].copy(), np.array([0]), g_cams[::-1].copy())
+    assert r.mAP == pytest.approx((1 / 1 + 2 / 3) / 2)
+    assert r.mINP == pytest.approx(2 / 3)
+
+
+def test_no_valid_query_raises():
+    dist = np.random.default_rng(0).random((3, 5))
+    pids, cams = np.array([1, 1, 2]), np.zeros(3, dtype=int)
+    with pytest.raises(ValueError, match="no valid query"):
+        evaluate(dist, pids, np.array([1, 2, 3, 1, 2]), cams, np.zeros(5, dtype=int))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"protocol": "viper"}, "viper"), ({"max_rank": 0}, "max_rank"), ({"chunk_size": 0}, "chunk")],
+)
+def test_bad_arguments(kwargs, match):
+    case = random_case(np.random.default_rng(0), 4, 6, 2, 2)
+    with pytest.raises(ValueError, match=match):
+        evaluate(*case, **kwargs)
+
+
+def test_bad_shapes_and_nan():
+    dist, qp, gp, qc, gc = random_case(np.random.default_rng(0), 4, 6, 2, 2)
+    with pytest.raises(ValueError, match="g_pids has 5 entries"):
+        evaluate(dist, qp, gp[:5], qc, gc)
+    dist[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate(dist, qp, gp, qc, gc)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_numpy_and_torch_inputs_agree(device):
+    case = random_case(np.random.default_rng(4), 30, 90, 8, 3, tie_levels=10)
+    ref = evaluate(*case)
+    tensors = [torch.from_numpy(np.asarray(x)).to(device) for x in case]
+    out = evaluate(*tensors)
+    np.testing.assert_array_equal(out.cmc, ref.cmc)
+    assert (out.mAP, out.mINP, out.num_valid_queries) == (
+        ref.mAP,
+        ref.mINP,
+        ref.num_valid_queries,
+    )
+    # float64 and float16 distances rank the same when the values are exactly representable.
+    for dtype in (torch.float64, torch.float16):
+        other = evaluate(tensors[0].to(dtype), *tensors[1:])
+        assert other.mAP == pytest.approx(ref.mAP, abs=1e-12)
+
+
+def single_shot_expectation(dist, q_pids, g_pids, q_cams, g_cams, max_rank):
+    """Exact expected CUHK03 CMC: one uniformly drawn image per gallery identity (per query)."""
+    cmcs = []
+    for i in range(len(q_pids)):
+        positives = np.flatnonzero((g_pids == q_pids[i]) & (g_cams != q_cams[i]))
+        if len(positives) == 0:
+            continue
+        cmc = np.zeros(max_rank)
+        for p in positives:
+            # P(sampled image of identity I precedes p) for every other identity I.
+            probs = []
+            for pid in np.unique(g_pids[g_pids != q_pids[i]]):
+                imgs = np.flatnonzero(g_pids == pid)
+                ahead = (dist[i, imgs] < dist[i, p]) | ((dist[i, imgs] == dist[i, p]) & (imgs < p))
+                probs.append(ahead.mean())
+            count = np.zeros(len(probs) + 1)  # Poisson-binomial distribution of #identities ahead
+            count[0] = 1.0
+            for prob in probs:
+                count[1:] = count[1:] * (1 - prob) + count[:-1] * prob
+                count[0] *= 1 - prob
+            cmc += np.cumsum(np.pad(count, (0, max_rank)))[:max_rank] / len(positives)
+        cmcs.append(cmc)
+    return np.mean(cmcs, 0)
+
+
+def test_cuhk03_single_shot_matches_expectation(monkeypatch):
+    rng = np.random.default_rng(6)
+    case = random_case(rng, 12, 60, 6, 3, tie_levels=6)
+    expected = single_shot_expectation(*case, 8)
+    monkeypatch.setattr(metrics, "CUHK03_REPEATS", 3000)
+    result = evaluate(*case, max_rank=8, protocol="cuhk03", chunk_size=5)
+    np.testing.assert_allclose(result.cmc, expected, atol=0.03)
+    market = brute_force(*case, 8)
+    assert result.mAP == pytest.approx(market[1], abs=1e-9)
+    assert result.mINP == pytest.approx(market[2], abs=1e-9)
+
+
+def test_cuhk03_is_seeded_and_exact_with_one_image_per_identity():
+    rng = np.random.default_rng(7)
+    dist, q_pids, _, q_cams, _ = random_case(rng, 15, 30, 30, 3, tie_levels=5)
+    g_pids, g_cams = rng.permutation(30) + 1, rng.integers(0, 3, 30)  # one image per identity
+    case = (dist, q_pids, g_pids, q_cams, g_cams)
+    first = evaluate(*case, max_rank=10, protocol="cuhk03")
+    check(first, brute_force(*case, 10), 10)
+    rng = np.random.default_rng(8)
+    case = random_case(rng, 20, 80, 6, 3)
+    a, b = (evaluate(*case, protocol="cuhk03", chunk_size=c) for c in (3, 256))
+    np.testing.assert_array_equal(a.cmc, b.cmc)

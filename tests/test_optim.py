@@ -1,0 +1,42 @@
+"""Parameter groups and the warmup + multistep schedule against PAPER.md's numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from reidtricks.models import build_reid_net
+from reidtricks.optim import build_param_groups, warmup_multistep_factor
+
+
+def paper_lr(epoch: int, warmup: bool) -> float:
+    if warmup and epoch < 10:
+        return 3.5e-4 * (0.01 + 0.99 * epoch / 10)
+    return 3.5e-4 if epoch < 40 else 3.5e-5 if epoch < 70 else 3.5e-6
+
+
+@pytest.mark.parametrize("warmup", [False, True])
+def test_every_epoch_lr(warmup):
+    for epoch in range(120):
+        factor = warmup_multistep_factor(epoch, (40, 70), 0.1, 10 if warmup else 0, 0.01)
+        assert 3.5e-4 * factor == pytest.approx(paper_lr(epoch, warmup), rel=1e-12), epoch
+
+
+def test_listed_values():
+    lr = [3.5e-4 * warmup_multistep_factor(e, warmup_epochs=10) for e in (0, 1, 9, 10, 39, 40, 70)]
+    assert lr == pytest.approx([3.5e-6, 3.815e-5, 3.1535e-4, 3.5e-4, 3.5e-4, 3.5e-5, 3.5e-6])
+
+
+def test_param_groups_cover_every_trainable_param_once():
+    net = build_reid_net("resnet18", num_classes=7, neck="bnneck")
+    groups = build_param_groups(net, lr=1.0, weight_decay=5e-4, bias_lr_factor=2.0,
+                                weight_decay_bias=0.0)
+    seen = [id(p) for g in groups for p in g["params"]]
+    trainable = [id(p) for p in net.parameters() if p.requires_grad]
+    assert sorted(seen) == sorted(trainable) and len(seen) == len(set(seen))
+    assert id(net.bottleneck.bias) not in seen  # frozen BNNeck shift
+    weights, biases = groups
+    assert (weights["lr"], weights["weight_decay"]) == (1.0, 5e-4)
+    assert (biases["lr"], biases["weight_decay"]) == (2.0, 0.0)
+    named = dict(net.named_parameters())
+    bias_ids = {id(p) for n, p in named.items() if n.endswith("bias") and p.requires_grad}
+    assert {id(p) for p in biases["params"]} == bias_ids
