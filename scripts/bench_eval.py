@@ -288,6 +288,7 @@ def main() -> None:
     unknown = sorted(set(cases) - set(SIZES))
     if unknown:
         parser.error(f"unknown case(s) {unknown}; expected some of {sorted(SIZES)}")
+    load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_eval_"))
     env, idle_mb = spawn(["small", "idle", "torch", str(tmp)])
     results = {}
@@ -304,7 +305,8 @@ def main() -> None:
         f"{date.today()}; {cpu_model()}, {os.cpu_count()} CPU cores, {ram_gb:.0f} GB RAM, "
         f"{env['gpu']}; Python {platform.python_version()}, torch {env['torch']} "
         f"({env['threads']} threads), numpy {np.__version__}. Peak RSS includes "
-        f"{idle_mb:.0f} MB for the interpreter with torch and numpy imported.",
+        f"{idle_mb:.0f} MB for the interpreter with torch and numpy imported. Load average "
+        f"(1 min) {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end.",
         "",
         "| case | task | implementation | time (s) | speed-up | peak RSS (MB) | memory ratio "
         "| rank-1 | mAP | mINP |",

@@ -84,9 +84,7 @@ def test_sampler_under_a_real_process_group(tmp_path):
 def test_two_job_sweep_under_cpu_ddp(tiny_data_dir, tmp_path):
     logs = tmp_path / "logs"
     overrides = [
-        o
-        for o in tiny_overrides(tiny_data_dir, tmp_path)
-        if not o.startswith("paths.output_dir")
+        o for o in tiny_overrides(tiny_data_dir, tmp_path) if not o.startswith("paths.output_dir")
     ]
     command = [
         sys.executable, "-m", "reidtricks.train", "-m", *overrides,

@@ -80,7 +80,9 @@ def test_euclidean_distance_matrix_formula():
     d = euclidean_distance_matrix(x, y)
     for i in range(3):
         for j in range(4):
-            assert d[i, j].item() == pytest.approx(brute_distance(x[i].tolist(), y[j].tolist()), rel=1e-5)
+            assert d[i, j].item() == pytest.approx(
+                brute_distance(x[i].tolist(), y[j].tolist()), rel=1e-5
+            )
     assert euclidean_distance_matrix(x, x).diagonal().max().item() == pytest.approx(1e-6, abs=1e-5)
 
 
@@ -88,10 +90,16 @@ def test_center_loss_matches_the_formula():
     g = torch.Generator().manual_seed(4)
     feats, centers = torch.randn(5, 3, generator=g), torch.randn(4, 3, generator=g)
     targets = torch.tensor([0, 3, 3, 1, 0])
-    brute = sum(
-        sum((f - c) ** 2 for f, c in zip(feats[j].tolist(), centers[targets[j]].tolist(), strict=True))
-        for j in range(5)
-    ) / 5
+    brute = (
+        sum(
+            sum(
+                (f - c) ** 2
+                for f, c in zip(feats[j].tolist(), centers[targets[j]].tolist(), strict=True)
+            )
+            for j in range(5)
+        )
+        / 5
+    )
     assert center_loss(feats, targets, centers).item() == pytest.approx(brute, rel=1e-5)
     module = CenterLoss(num_classes=4, feat_dim=3)
     assert module.centers.shape == (4, 3) and module.centers.requires_grad

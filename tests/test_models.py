@@ -26,7 +26,11 @@ def test_last_stride_changes_nothing_but_the_stride():
     for key, value in two.state_dict().items():
         assert value.shape == one.state_dict()[key].shape
     strides = {n: m.stride for n, m in one.named_modules() if isinstance(m, torch.nn.Conv2d)}
-    changed = {n for n, m in two.named_modules() if isinstance(m, torch.nn.Conv2d) and m.stride != strides[n]}
+    changed = {
+        n
+        for n, m in two.named_modules()
+        if isinstance(m, torch.nn.Conv2d) and m.stride != strides[n]
+    }
     assert changed == {"layer4.0.conv1", "layer4.0.downsample.0"}
 
 
@@ -67,7 +71,9 @@ def test_bad_names_are_clear_errors():
 def test_pretrained_path_round_trip_and_errors(tmp_path):
     reference = torchvision.models.resnet18()
     torch.save(reference.state_dict(), tmp_path / "r18.pth")
-    backbone, _ = build_backbone("resnet18", pretrained=True, pretrained_path=str(tmp_path / "r18.pth"))
+    backbone, _ = build_backbone(
+        "resnet18", pretrained=True, pretrained_path=str(tmp_path / "r18.pth")
+    )
     for key, value in backbone.state_dict().items():
         assert torch.equal(value, reference.state_dict()[key])
     wrong = reference.state_dict()
@@ -83,6 +89,8 @@ def test_offline_download_is_a_one_line_error(monkeypatch):
     def no_internet(*args, **kwargs):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(torchvision.models.ResNet18_Weights.IMAGENET1K_V1, "get_state_dict", no_internet)
+    monkeypatch.setattr(
+        torchvision.models.ResNet18_Weights.IMAGENET1K_V1, "get_state_dict", no_internet
+    )
     with pytest.raises(RuntimeError, match="model.pretrained_path=FILE"):
         build_backbone("resnet18", pretrained=True)

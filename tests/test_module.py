@@ -77,8 +77,14 @@ def test_lr_of_every_epoch(warmup):
     module = ReIDModule(
         build_reid_net("resnet18", num_classes=4),
         num_classes=4,
-        optim={"lr": 3.5e-4, "milestones": [40, 70], "gamma": 0.1, "warmup": warmup,
-               "warmup_epochs": 10, "warmup_start_factor": 0.01},
+        optim={
+            "lr": 3.5e-4,
+            "milestones": [40, 70],
+            "gamma": 0.1,
+            "warmup": warmup,
+            "warmup_epochs": 10,
+            "warmup_start_factor": 0.01,
+        },
     )
     conf = module.configure_optimizers()
     optimizer, scheduler = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
@@ -102,4 +108,6 @@ def test_total_loss_is_the_weighted_sum():
 
 def test_bad_eval_feature_is_rejected():
     with pytest.raises(ValueError, match="eval.feature='middle'"):
-        ReIDModule(build_reid_net("resnet18", num_classes=4), num_classes=4, eval={"feature": "middle"})
+        ReIDModule(
+            build_reid_net("resnet18", num_classes=4), num_classes=4, eval={"feature": "middle"}
+        )

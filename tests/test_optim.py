@@ -28,8 +28,9 @@ def test_listed_values():
 
 def test_param_groups_cover_every_trainable_param_once():
     net = build_reid_net("resnet18", num_classes=7, neck="bnneck")
-    groups = build_param_groups(net, lr=1.0, weight_decay=5e-4, bias_lr_factor=2.0,
-                                weight_decay_bias=0.0)
+    groups = build_param_groups(
+        net, lr=1.0, weight_decay=5e-4, bias_lr_factor=2.0, weight_decay_bias=0.0
+    )
     seen = [id(p) for g in groups for p in g["params"]]
     trainable = [id(p) for p in net.parameters() if p.requires_grad]
     assert sorted(seen) == sorted(trainable) and len(seen) == len(set(seen))

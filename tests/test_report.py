@@ -58,7 +58,7 @@ def test_count_sweep_values_respects_braces():
 
 def test_report_numbers_deltas_noise_and_missing_jobs(sweep):
     md = write_report(sweep).read_text()
-    rows = list(csv.DictReader(open(sweep / "report.csv")))
+    rows = list(csv.DictReader((sweep / "report.csv").read_text().splitlines()))
     assert [r["row"] for r in rows] == ["baseline", "warmup", "warmup+rerank"]
     base_map = [0.60, 0.62, 0.64]
     warm_map = [0.70, 0.71, 0.72]
@@ -80,7 +80,7 @@ def test_single_cell_study_lists_its_variants(tmp_path):
     cells = {"f_t_euclidean": {"mAP": 0.5}, "f_i_cosine": {"mAP": 0.6}}
     for seed in range(2):
         make_job(sweep, seed, "bnneck_metrics", seed, 0.8, 0.55, variants=cells)
-    rows = list(csv.DictReader(open(write_report(sweep).with_suffix(".csv"))))
+    rows = list(csv.DictReader(write_report(sweep).with_suffix(".csv").read_text().splitlines()))
     assert [r["row"] for r in rows] == ["f_t_euclidean", "f_i_cosine"]
     assert rows[1]["mAP"] == "60.0 ± 0.0" and rows[1]["seeds"] == "2"
 

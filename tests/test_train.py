@@ -79,7 +79,9 @@ def test_short_training_loss_falls_and_beats_random_features(trained_run):
     g_cams = torch.tensor([c for _, _, c in splits.gallery])
     gen = torch.Generator().manual_seed(0)
     random_maps = [
-        evaluate(torch.rand(len(q_pids), len(g_pids), generator=gen), q_pids, g_pids, q_cams, g_cams).mAP
+        evaluate(
+            torch.rand(len(q_pids), len(g_pids), generator=gen), q_pids, g_pids, q_cams, g_cams
+        ).mAP
         for _ in range(20)
     ]
     chance = sum(random_maps) / len(random_maps)
@@ -88,7 +90,7 @@ def test_short_training_loss_falls_and_beats_random_features(trained_run):
 
 
 def test_checkpoint_is_plain_data_and_reloads_to_identical_features(trained_run):
-    cfg, metrics, out = trained_run
+    _cfg, metrics, out = trained_run
     ckpt_path = out / "checkpoints" / "last.ckpt"
     raw = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     assert raw["reidtricks"]["stage"] == "center_loss"
@@ -99,7 +101,9 @@ def test_checkpoint_is_plain_data_and_reloads_to_identical_features(trained_run)
     with torch.no_grad():
         a, b = net(x), net2(x)
     assert torch.equal(a.feat_after_bn, b.feat_after_bn)
-    state = {k.removeprefix("net."): v for k, v in raw["state_dict"].items() if k.startswith("net.")}
+    state = {
+        k.removeprefix("net."): v for k, v in raw["state_dict"].items() if k.startswith("net.")
+    }
     for key, value in net.state_dict().items():
         assert torch.equal(value, state[key])
     assert metrics["best_checkpoint"] and (out / "checkpoints").is_dir()
@@ -122,7 +126,7 @@ def test_checkpoint_errors(trained_run, tmp_path):
 def test_evaluate_entry_point_on_a_trained_checkpoint(trained_run, tmp_path):
     from reidtricks.evaluate import evaluate_checkpoint
 
-    cfg, metrics, out = trained_run
+    _cfg, metrics, out = trained_run
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         ecfg = compose(
             "evaluate",

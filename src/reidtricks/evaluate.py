@@ -27,7 +27,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     trained = checkpoint["reidtricks"]["config"]
     net = build_net_from_checkpoint(checkpoint, source=str(cfg.ckpt))
 
-    data_cfg = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else trained["data"]
+    data_cfg = (
+        OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else trained["data"]
+    )
     # The network sees test images at the size it was trained on.
     for key in ("height", "width"):
         data_cfg["transform"][key] = trained["data"]["transform"][key]
@@ -37,7 +39,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     print(datamodule.statistics())
 
     eval_cfg = {**trained["eval"], **OmegaConf.to_container(cfg.eval, resolve=True)}
-    module = ReIDModule(net, num_classes=int(checkpoint["reidtricks"]["num_classes"]), eval=eval_cfg)
+    module = ReIDModule(
+        net, num_classes=int(checkpoint["reidtricks"]["num_classes"]), eval=eval_cfg
+    )
     module.keep_distances = bool(cfg.get("plot_queries", 0))
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     trainer.test(module, datamodule=datamodule, verbose=False)

@@ -57,7 +57,7 @@ class ReIDModule(pl.LightningModule):
         num_classes: int,
         loss: Mapping[str, Any] | None = None,
         optim: Mapping[str, Any] | None = None,
-        eval: Mapping[str, Any] | None = None,  # noqa: A002 - mirrors the config group name
+        eval: Mapping[str, Any] | None = None,
         channels_last: bool = False,
         run_info: Mapping[str, Any] | None = None,
     ) -> None:
@@ -88,6 +88,7 @@ class ReIDModule(pl.LightningModule):
         self.eval_results: dict[str, EvalResult] = {}
         self.keep_distances = False  # keep each test set's Q x G distances (for plots)
         self.eval_distances: dict[str, Tensor] = {}
+        self.evaluated: tuple[str, int, dict] | None = None  # (stage, step, eval settings)
 
     # -- training ------------------------------------------------------------------------------
     def forward(self, images: Tensor) -> ReIDOutput:
@@ -99,9 +100,7 @@ class ReIDModule(pl.LightningModule):
         """Every weighted term of L = L_id + L_triplet + beta * L_center, and their sum (fp32)."""
         cfg = self.loss_cfg
         feats = out.feat_before_bn.float()
-        terms = {
-            "id": cross_entropy_loss(out.logits, pids, label_smoothing=cfg["label_smoothing"])
-        }
+        terms = {"id": cross_entropy_loss(out.logits, pids, label_smoothing=cfg["label_smoothing"])}
         total = cfg["id_weight"] * terms["id"]
         if cfg["triplet_weight"] > 0:
             terms["triplet"] = batch_hard_triplet_loss(
@@ -151,8 +150,12 @@ class ReIDModule(pl.LightningModule):
 
         batch_size = images.shape[0]
         for name, value in terms.items():
-            self.log(f"train/loss_{name}", value.detach(), prog_bar=name == "total",
-                     batch_size=batch_size)
+            self.log(
+                f"train/loss_{name}",
+                value.detach(),
+                prog_bar=name == "total",
+                batch_size=batch_size,
+            )
         accuracy = (out.logits.detach().argmax(dim=1) == pids).float().mean()
         self.log("train/id_acc", accuracy, prog_bar=True, batch_size=batch_size)
         self.log("train/lr", optimizer.param_groups[0]["lr"], batch_size=batch_size)
@@ -183,7 +186,10 @@ class ReIDModule(pl.LightningModule):
             warmup_start_factor=float(cfg.get("warmup_start_factor", 0.01)),
         )
         scheduler = LambdaLR(optimizer, lr_lambda=lr_lambda)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
 
     # -- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -209,7 +215,9 @@ class ReIDModule(pl.LightningModule):
         for test_set, outputs in zip(test_sets, self._eval_outputs, strict=True):
             if not outputs:  # e.g. limit_val_batches=0
                 continue
-            indices, feats, pids, camids = (torch.cat(parts) for parts in zip(*outputs))
+            indices, feats, pids, camids = (
+                torch.cat(parts) for parts in zip(*outputs, strict=False)
+            )
             expected = len(test_set.items)
             if self.trainer.world_size > 1:
                 gathered = self.all_gather((indices, feats, pids, camids))
@@ -224,6 +232,7 @@ class ReIDModule(pl.LightningModule):
                     indices, feats, pids, camids, expected=expected
                 )
                 num_query = test_set.num_query
+            self.evaluated = (prefix, self.global_step, dict(self.eval_cfg))
             result, distmat = evaluate_features(feats, pids, camids, num_query, self.eval_cfg)
             self.eval_results[test_set.name] = result
             if self.keep_distances:

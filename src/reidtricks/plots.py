@@ -9,12 +9,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from torch import Tensor  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image
+from torch import Tensor
 
-from reidtricks.data.splits import ReIDItem  # noqa: E402
+from reidtricks.data.splits import ReIDItem
 
 
 class _TestSetLike:
@@ -79,7 +79,9 @@ def plot_training_curves(metrics_csv: Path, out_png: Path) -> Path | None:
         ["train/lr"],
     ]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    for ax, keys, title in zip(axes, panels, ("losses", "ID accuracy", "learning rate"), strict=True):
+    for ax, keys, title in zip(
+        axes, panels, ("losses", "ID accuracy", "learning rate"), strict=True
+    ):
         for key in keys:
             if key in series:
                 steps, values = zip(*series[key], strict=True)

@@ -208,7 +208,9 @@ def plot_rows(rows: Sequence[Row], out_png: Path, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [r.name if r.test_set == rows[0].test_set else f"{r.name}\n({r.test_set})" for r in rows]
+    labels = [
+        r.name if r.test_set == rows[0].test_set else f"{r.name}\n({r.test_set})" for r in rows
+    ]
     x = range(len(rows))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows)), 4))
     width = 0.38
@@ -229,10 +231,14 @@ def plot_rows(rows: Sequence[Row], out_png: Path, title: str = "") -> Path:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("multirun_dir", type=Path, help="a Hydra sweep folder (holds job folders)")
-    parser.add_argument("--out", type=Path, default=None, help="where to write (default: the sweep)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where to write (default: the sweep)"
+    )
     args = parser.parse_args(argv)
     if not args.multirun_dir.is_dir():
-        parser.error(f"{args.multirun_dir} is not a folder (expected a Hydra multirun sweep folder)")
+        parser.error(
+            f"{args.multirun_dir} is not a folder (expected a Hydra multirun sweep folder)"
+        )
     md_path = write_report(args.multirun_dir, args.out)
     print(md_path.read_text())
     print(f"Wrote {md_path}, {md_path.with_suffix('.csv')}, {md_path.with_suffix('.png')}")

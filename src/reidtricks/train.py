@@ -46,8 +46,10 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
 def test_final_weights(
     trainer: pl.Trainer, module: ReIDModule, datamodule: pl.LightningDataModule
 ) -> dict[str, dict[str, float]]:
-    """Evaluate the module's current weights on every test set."""
-    trainer.test(module, datamodule=datamodule, verbose=False)
+    """Evaluate the module's current weights on every test set (a validation of these very
+    weights with the same settings, run at the end of the last epoch, is reused)."""
+    if module.evaluated != ("val", trainer.global_step, module.eval_cfg):
+        trainer.test(module, datamodule=datamodule, verbose=False)
     return {name: result.as_dict() for name, result in module.eval_results.items()}
 
 

@@ -37,7 +37,11 @@ class ReIDSplits:
             f"{self.name}",
             f"  {'split':<8} {'ids':>6} {'images':>8} {'cameras':>8}",
         ]
-        for split, items in (("train", self.train), ("query", self.query), ("gallery", self.gallery)):
+        for split, items in (
+            ("train", self.train),
+            ("query", self.query),
+            ("gallery", self.gallery),
+        ):
             ids = len({pid for _, pid, _ in items})
             cams = len({cam for _, _, cam in items})
             lines.append(f"  {split:<8} {ids:>6} {len(items):>8} {cams:>8}")

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 HEIGHT, WIDTH, NUM_CAMERAS = 128, 64, 6
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(12, 8, 10, 2, 5, 4, 3),
-    "small": Preset(100, 12, 100, 3, 14, 60, 30),
+    "small": Preset(100, 8, 100, 3, 14, 60, 30),
     # Market-1501: 751 ids / 12,936 train; 3,368 queries; 15,913 gallery incl. 2,793 distractors.
     "market": Preset(751, 17.2, 750, 4.49, 17.49, 2793, 500),
 }
@@ -55,7 +55,9 @@ PALETTE = np.array(
     dtype=np.float32,
 )  # fmt: skip
 SKIN = np.array([[250, 215, 185], [225, 180, 140], [175, 120, 85], [110, 75, 50]], np.float32)
-HAIR = np.array([[15, 12, 10], [80, 50, 25], [200, 170, 100], [150, 150, 150], [140, 60, 30]], np.float32)
+HAIR = np.array(
+    [[15, 12, 10], [80, 50, 25], [200, 170, 100], [150, 150, 150], [140, 60, 30]], np.float32
+)
 CAMERA_CAST = np.array(
     [[1.0, 1.0, 1.0], [1.1, 1.0, 0.85], [0.85, 0.95, 1.1], [1.0, 1.1, 0.9], [0.9, 0.85, 0.95],
      [1.15, 1.05, 1.0]],
@@ -86,6 +88,10 @@ def identity_attributes(seed: int, pid: int) -> dict:
         "shoes": int(rng.integers(len(PALETTE))),
         "accessory": str(rng.choice(["none", "none", "backpack", "bag", "hat"])),
         "accessory_color": int(rng.integers(len(PALETTE))),
+        # per-identity shades: ids share palette colours only approximately (similar, not equal)
+        "upper_shade": [float(v) for v in rng.uniform(0.85, 1.15, 3)],
+        "lower_shade": [float(v) for v in rng.uniform(0.85, 1.15, 3)],
+        "stride": float(rng.uniform(0.0, 0.12)),
     }
 
 
@@ -95,14 +101,21 @@ def _color(base: np.ndarray, light: np.ndarray) -> tuple[int, int, int]:
 
 def render_person(attrs: dict, cam: int, rng: np.random.Generator) -> Image.Image:
     """One 128x64 view of an identity under camera `cam`'s nuisance."""
-    light = CAMERA_CAST[cam] * CAMERA_BRIGHTNESS[cam] * rng.uniform(0.8, 1.2) * rng.uniform(0.93, 1.07, 3)
+    light = (
+        CAMERA_CAST[cam]
+        * CAMERA_BRIGHTNESS[cam]
+        * rng.uniform(0.8, 1.2)
+        * rng.uniform(0.93, 1.07, 3)
+    )
     bg = CAMERA_BACKGROUND[cam] * rng.uniform(0.8, 1.2, 3)
     img = Image.new("RGB", (WIDTH, HEIGHT), _color(bg, np.ones(3)))
     draw = ImageDraw.Draw(img)
     for _ in range(int(rng.integers(2, 7))):  # background clutter
         x0, y0 = rng.integers(-10, WIDTH), rng.integers(-10, HEIGHT)
         w, h = rng.integers(4, 30), rng.integers(4, 60)
-        draw.rectangle([x0, y0, x0 + w, y0 + h], fill=_color(bg * rng.uniform(0.6, 1.4, 3), np.ones(3)))
+        draw.rectangle(
+            [x0, y0, x0 + w, y0 + h], fill=_color(bg * rng.uniform(0.6, 1.4, 3), np.ones(3))
+        )
 
     view = str(rng.choice(["front", "back", "side"], p=[0.4, 0.35, 0.25]))
     scale = rng.uniform(0.82, 1.0)
@@ -114,18 +127,24 @@ def render_person(attrs: dict, cam: int, rng: np.random.Generator) -> Image.Imag
     neck_y = top + 2 * head_r
     torso_b = neck_y + body_h * attrs["torso"]
     feet_y = top + body_h - 2
-    skin, upper, lower = SKIN[attrs["skin"]], PALETTE[attrs["upper"]], PALETTE[attrs["lower"]]
+    skin = SKIN[attrs["skin"]]
+    upper = PALETTE[attrs["upper"]] * np.asarray(attrs["upper_shade"], np.float32)
+    lower = PALETTE[attrs["lower"]] * np.asarray(attrs["lower_shade"], np.float32)
 
-    # legs / lower garment
+    # legs / lower garment; the walking phase moves the legs apart or together
     leg_w = width * 0.22
-    legs = [(cx - width * 0.28, cx - width * 0.28 + leg_w), (cx + width * 0.06, cx + width * 0.06 + leg_w)]
+    step = width * attrs["stride"] * rng.uniform(-1.0, 1.0) * (2.0 if view == "side" else 1.0)
+    left, right = cx - width * 0.28 - step, cx + width * 0.06 + step
+    legs = [(left, left + leg_w), (right, right + leg_w)]
     garment_end = {"trousers": feet_y - 4, "shorts": torso_b + (feet_y - torso_b) * 0.4,
                    "skirt": torso_b + (feet_y - torso_b) * 0.5}[attrs["lower_type"]]  # fmt: skip
     for x0, x1 in legs:
         draw.rectangle([x0, torso_b, x1, feet_y - 4], fill=_color(skin, light))
         if attrs["lower_type"] != "skirt":
             draw.rectangle([x0, torso_b, x1, garment_end], fill=_color(lower, light))
-        draw.rectangle([x0 - 1, feet_y - 4, x1 + 1, feet_y], fill=_color(PALETTE[attrs["shoes"]], light))
+        draw.rectangle(
+            [x0 - 1, feet_y - 4, x1 + 1, feet_y], fill=_color(PALETTE[attrs["shoes"]], light)
+        )
     if attrs["lower_type"] == "skirt":
         draw.polygon([(cx - width * 0.3, torso_b), (cx + width * 0.3, torso_b),
                       (cx + width * 0.42, garment_end), (cx - width * 0.42, garment_end)],
@@ -152,7 +171,9 @@ def render_person(attrs: dict, cam: int, rng: np.random.Generator) -> Image.Imag
     arm_w = width * 0.16
     if view != "side":
         for ax in (x0 - arm_w, x1):
-            draw.rectangle([ax, neck_y + 2, ax + arm_w, torso_b - 2], fill=_color(upper * 0.9, light))
+            draw.rectangle(
+                [ax, neck_y + 2, ax + arm_w, torso_b - 2], fill=_color(upper * 0.9, light)
+            )
             draw.rectangle([ax, torso_b - 2, ax + arm_w, torso_b + 6], fill=_color(skin, light))
 
     # head and hair
@@ -172,7 +193,9 @@ def render_person(attrs: dict, cam: int, rng: np.random.Generator) -> Image.Imag
     acc = _color(PALETTE[attrs["accessory_color"]], light)
     if attrs["accessory"] == "backpack":
         if view == "back":
-            draw.rectangle([cx - width * 0.35, neck_y + 3, cx + width * 0.35, torso_b - 3], fill=acc)
+            draw.rectangle(
+                [cx - width * 0.35, neck_y + 3, cx + width * 0.35, torso_b - 3], fill=acc
+            )
         elif view == "side":
             draw.rectangle([x1, neck_y + 3, x1 + width * 0.35, torso_b - 5], fill=acc)
         else:
@@ -182,13 +205,22 @@ def render_person(attrs: dict, cam: int, rng: np.random.Generator) -> Image.Imag
         side = x1 + 1 if view != "side" else cx - width * 0.2
         draw.rectangle([side, torso_b - 6, side + width * 0.3, torso_b + 10], fill=acc)
     elif attrs["accessory"] == "hat":
-        draw.rectangle([cx - head_r * 1.2, top - 1, cx + head_r * 1.2, top + head_r * 0.6], fill=acc)
+        draw.rectangle(
+            [cx - head_r * 1.2, top - 1, cx + head_r * 1.2, top + head_r * 0.6], fill=acc
+        )
 
     if rng.random() < 0.2:  # partial occlusion (a pole, a car, another pedestrian)
         oy = rng.uniform(HEIGHT * 0.4, HEIGHT * 0.85)
         ox = rng.uniform(-WIDTH * 0.3, WIDTH * 0.6)
         draw.rectangle([ox, oy, ox + rng.uniform(12, 40), HEIGHT],
                        fill=_color(PALETTE[int(rng.integers(len(PALETTE)))], light))  # fmt: skip
+    if rng.random() < 0.3:  # detector-box jitter: a slightly wrong crop, resized back
+        dx, dy = rng.uniform(-0.08, 0.08) * WIDTH, rng.uniform(-0.06, 0.06) * HEIGHT
+        zoom = rng.uniform(0.88, 1.0)
+        w, h = WIDTH * zoom, HEIGHT * zoom
+        x0, y0 = (WIDTH - w) / 2 + dx, (HEIGHT - h) / 2 + dy
+        img = img.transform((WIDTH, HEIGHT), Image.Transform.EXTENT, (x0, y0, x0 + w, y0 + h),
+                            Image.Resampling.BILINEAR, fillcolor=_color(bg, np.ones(3)))  # fmt: skip
     if rng.random() < 0.6:
         img = img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.3, 1.3))))
     arr = np.asarray(img, dtype=np.float32) + rng.normal(0, 4, (HEIGHT, WIDTH, 3))
@@ -223,7 +255,11 @@ def plan_dataset(preset: Preset, seed: int) -> dict[str, list[Job]]:
     def job(split: str, pid: int, cam: int) -> None:
         nonlocal frame
         frame += 1
-        name = f"{pid:04d}_c{cam + 1}s1_{frame:06d}_00.jpg" if pid >= 0 else f"-1_c{cam + 1}s1_{frame:06d}_00.jpg"
+        name = (
+            f"{pid:04d}_c{cam + 1}s1_{frame:06d}_00.jpg"
+            if pid >= 0
+            else f"-1_c{cam + 1}s1_{frame:06d}_00.jpg"
+        )
         plan[split].append((name, int(pid), cam, int(rng.integers(1 << 31))))
 
     for pid in train_pids:
@@ -232,7 +268,9 @@ def plan_dataset(preset: Preset, seed: int) -> dict[str, list[Job]]:
         for i in range(count):
             job("bounding_box_train", pid, int(cams[i % len(cams)]))
     for pid in test_pids:
-        num_query = min(NUM_CAMERAS - 1, _count(rng, preset.queries_per_id, 1))
+        # 1..5 queries in distinct cameras (mean queries_per_id), leaving a camera for the gallery
+        spread = NUM_CAMERAS - 2
+        num_query = 1 + int(rng.binomial(spread, (preset.queries_per_id - 1) / spread))
         cams = rng.choice(NUM_CAMERAS, size=min(NUM_CAMERAS, num_query + 1 + int(rng.integers(0, 2))),
                           replace=False)  # fmt: skip
         for cam in cams[:num_query]:
@@ -260,36 +298,76 @@ def _render_job(args: tuple[int, str, Job]) -> tuple[str, bytes]:
     return f"{split}/{name}", buf.getvalue()
 
 
-def generate_dataset(out_dir: str | Path, preset: str = "small", seed: int = 0,
-                     workers: int | None = None) -> Path:
-    """Write the dataset into `out_dir` (atomically: a temp folder renamed at the end)."""
+MANIFEST = "manifest.json"
+
+
+def manifest_key(preset: str, seed: int) -> dict:
+    """What a finished dataset's manifest must say for it to be reused as is."""
+    return {
+        "format": FORMAT_VERSION,
+        "preset": preset,
+        "seed": seed,
+        "sizes": asdict(PRESETS[preset]),
+    }
+
+
+def is_complete(out_dir: str | Path, preset: str, seed: int) -> bool:
+    """True when `out_dir` holds a finished dataset of this preset, seed and generator version."""
+    manifest = Path(out_dir) / MANIFEST
+    if not manifest.is_file():
+        return False
+    found = json.loads(manifest.read_text())
+    return all(found.get(k) == v for k, v in manifest_key(preset, seed).items())
+
+
+def generate_dataset(
+    out_dir: str | Path, preset: str = "small", seed: int = 0, workers: int | None = None
+) -> Path:
+    """Write the dataset into `out_dir` (a temp folder renamed at the end; manifest marks it done).
+
+    An older generated copy (a manifest of another version or size) is replaced; a folder without
+    a manifest is not ours and is left alone (error).
+    """
     if preset not in PRESETS:
         raise ValueError(f"synthetic preset={preset!r}: expected one of {sorted(PRESETS)}")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not (out_dir / MANIFEST).is_file():
+        raise FileExistsError(
+            f"{out_dir} exists but has no {MANIFEST}, so it is not a generated dataset; "
+            "move it away or set paths.data_dir to another folder"
+        )
     plan = plan_dataset(PRESETS[preset], seed)
     jobs = [(seed, split, job) for split, split_jobs in plan.items() for job in split_jobs]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     for split in plan:
         (tmp / split).mkdir(parents=True)
     start = time.time()
-    workers = workers or min(os.cpu_count() or 1, 8)
+    workers = min(workers or os.cpu_count() or 1, 8)
     if len(jobs) < 2000 or workers == 1:
-        results = map(_render_job, jobs)
+        for rel, data in map(_render_job, jobs):
+            (tmp / rel).write_bytes(data)
     else:
-        pool = ProcessPoolExecutor(workers)
-        results = pool.map(_render_job, jobs, chunksize=256)
-    for rel, data in results:
-        (tmp / rel).write_bytes(data)
-    if len(jobs) >= 2000 and workers > 1:
-        pool.shutdown()
-    manifest = {"format": FORMAT_VERSION, "preset": preset, "seed": seed, **asdict(PRESETS[preset]),
-                "files": {s: len(j) for s, j in plan.items()}, "seconds": round(time.time() - start, 1)}  # fmt: skip
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    if out_dir.exists():  # another process finished first: keep its (identical) copy
+        with ProcessPoolExecutor(workers) as pool:
+            for rel, data in pool.map(_render_job, jobs, chunksize=128):
+                (tmp / rel).write_bytes(data)
+    manifest = {**manifest_key(preset, seed), "files": {s: len(j) for s, j in plan.items()},
+                "seconds": round(time.time() - start, 1)}  # fmt: skip
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    if is_complete(out_dir, preset, seed):  # another process finished first: keep its copy
         shutil.rmtree(tmp, ignore_errors=True)
-    else:
+        return out_dir
+    old = out_dir.with_name(f".{out_dir.name}.old{os.getpid()}")
+    if out_dir.exists():  # a stale generated copy
+        out_dir.rename(old)
+    try:
         tmp.rename(out_dir)
+    except OSError:  # lost a race against another process writing the same dataset
+        if not is_complete(out_dir, preset, seed):
+            raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
     return out_dir
 
 

@@ -35,7 +35,9 @@ def load_pretrained_file(backbone: nn.Module, path: str | Path) -> None:
     expected = backbone.state_dict()
     for key, value in expected.items():
         if key not in state:
-            raise ValueError(f"{path}: weight {key} is missing (is it a state dict of this backbone?)")
+            raise ValueError(
+                f"{path}: weight {key} is missing (is it a state dict of this backbone?)"
+            )
         if tuple(state[key].shape) != tuple(value.shape):
             raise ValueError(
                 f"{path}: weight {key} has shape {tuple(state[key].shape)}, "

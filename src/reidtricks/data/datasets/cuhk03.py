@@ -22,6 +22,9 @@ class CUHK03NP:
         self.root, self.variant = str(root), variant
 
     def load(self) -> ReIDSplits:
+        other = Path(self.root).name
+        if other in VARIANTS and other != self.variant:
+            raise ValueError(f"{self.root} is the {other!r} folder but variant={self.variant!r}")
         folder = find_dataset_dir(
             self.root,
             (f"cuhk03-np/{self.variant}", self.variant, ""),

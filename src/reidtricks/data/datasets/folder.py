@@ -14,8 +14,13 @@ class FolderDataset:
 
     name = "folder"
 
-    def __init__(self, root: str | Path, train_dir: str = "bounding_box_train",
-                 query_dir: str = "query", gallery_dir: str = "bounding_box_test") -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        train_dir: str = "bounding_box_train",
+        query_dir: str = "query",
+        gallery_dir: str = "bounding_box_test",
+    ) -> None:
         self.root = str(root)
         self.dirs = (train_dir, query_dir, gallery_dir)
 

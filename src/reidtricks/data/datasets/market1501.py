@@ -10,15 +10,19 @@ from reidtricks.data.splits import ReIDSplits, relabel
 MARKET_SPLIT_DIRS = ("bounding_box_train", "query", "bounding_box_test")
 
 
-def read_market_style(name: str, folder: Path, train_dir: str = "bounding_box_train",
-                      query_dir: str = "query", gallery_dir: str = "bounding_box_test") -> ReIDSplits:
-    """Parse three Market-style folders: junk dropped, gallery distractors (pid 0) kept."""
-    train = read_market_folder(folder / train_dir, keep_distractors=False)
+def read_market_style(
+    name: str,
+    folder: Path,
+    train_dir: str = "bounding_box_train",
+    query_dir: str = "query",
+    gallery_dir: str = "bounding_box_test",
+) -> ReIDSplits:
+    """Parse three Market-style folders: junk (pid -1) dropped, distractors (pid 0) kept."""
     return ReIDSplits(
         name=name,
-        train=relabel(train),
-        query=read_market_folder(folder / query_dir, keep_distractors=False),
-        gallery=read_market_folder(folder / gallery_dir, keep_distractors=True),
+        train=relabel(read_market_folder(folder / train_dir)),
+        query=read_market_folder(folder / query_dir),
+        gallery=read_market_folder(folder / gallery_dir),
     )
 
 

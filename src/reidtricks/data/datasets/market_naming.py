@@ -17,7 +17,9 @@ def parse_market_name(path: Path) -> tuple[int, int]:
     """(pid, camid 0-based) from a Market-style file name; ValueError naming the file otherwise."""
     match = _NAME.match(path.name)
     if match is None:
-        raise ValueError(f"{path}: file name does not match the Market-1501 pattern ({NAME_PATTERN})")
+        raise ValueError(
+            f"{path}: file name does not match the Market-1501 pattern ({NAME_PATTERN})"
+        )
     pid, cam = int(match.group(1)), int(match.group(2))
     if cam < 1:
         raise ValueError(f"{path}: camera c{cam} in the file name, expected c1 or higher")
@@ -34,19 +36,19 @@ def list_images(folder: Path) -> list[Path]:
     return images
 
 
-def read_market_folder(folder: Path, keep_distractors: bool = True) -> list[ReIDItem]:
-    """Items of one split folder: junk (pid -1) dropped; pid 0 distractors kept if asked."""
+def read_market_folder(folder: Path) -> list[ReIDItem]:
+    """Items of one split folder, sorted by path; junk (pid -1) dropped, pid 0 kept."""
     items = []
     for path in list_images(folder):
         pid, cam = parse_market_name(path)
-        if pid == -1 or (pid == 0 and not keep_distractors):
-            continue
-        items.append((str(path), pid, cam))
+        if pid != -1:
+            items.append((str(path), pid, cam))
     return items
 
 
-def find_dataset_dir(root: str | Path, candidates: Sequence[str], required: Sequence[str],
-                     layout: str) -> Path:
+def find_dataset_dir(
+    root: str | Path, candidates: Sequence[str], required: Sequence[str], layout: str
+) -> Path:
     """The first of root/<candidate> holding every `required` entry; a one-line error otherwise."""
     root = Path(root)
     tried = [root / c if c else root for c in candidates]

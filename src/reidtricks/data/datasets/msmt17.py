@@ -7,7 +7,10 @@ from pathlib import Path
 from reidtricks.data.splits import ReIDItem, ReIDSplits, relabel
 
 # version -> (folder name, train image dir, test image dir)
-LAYOUTS = {"v1": ("MSMT17_V1", "train", "test"), "v2": ("MSMT17_V2", "mask_train_v2", "mask_test_v2")}
+LAYOUTS = {
+    "v1": ("MSMT17_V1", "train", "test"),
+    "v2": ("MSMT17_V2", "mask_train_v2", "mask_test_v2"),
+}
 LISTS = ("list_train.txt", "list_val.txt", "list_query.txt", "list_gallery.txt")
 
 
@@ -21,7 +24,12 @@ def read_list_file(list_path: Path, image_dir: Path) -> list[ReIDItem]:
             continue
         parts = line.split()
         fields = Path(parts[0]).name.split("_")
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit() or len(fields) < 3 or not fields[2].isdigit():
+        if (
+            len(parts) != 2
+            or not parts[1].lstrip("-").isdigit()
+            or len(fields) < 3
+            or not fields[2].isdigit()
+        ):
             raise ValueError(
                 f"{list_path}:{number}: expected 'relpath pid' with a file name like "
                 f"0000_000_01_0303morning_0015_0.jpg, got {line.strip()!r}"
@@ -35,7 +43,9 @@ class MSMT17:
 
     name = "msmt17"
 
-    def __init__(self, root: str | Path, version: str = "auto", merge_train_val: bool = True) -> None:
+    def __init__(
+        self, root: str | Path, version: str = "auto", merge_train_val: bool = True
+    ) -> None:
         if version not in ("auto", *LAYOUTS):
             raise ValueError(f"msmt17 version={version!r}: expected auto, v1 or v2")
         self.root, self.version, self.merge_train_val = str(root), version, merge_train_val

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from reidtricks.data.datasets.market1501 import read_market_style
 from reidtricks.data.splits import ReIDSplits
-from reidtricks.data.synthetic_generator import FORMAT_VERSION, PRESETS, generate_dataset
+from reidtricks.data.synthetic_generator import PRESETS, generate_dataset, is_complete
 
 
 class SyntheticReID:
@@ -15,7 +14,7 @@ class SyntheticReID:
 
     name = "synthetic"
 
-    def __init__(self, root: str | Path, preset: str = "small", seed: int = 0) -> None:
+    def __init__(self, root: str | Path, preset: str = "tiny", seed: int = 0) -> None:
         if preset not in PRESETS:
             raise ValueError(f"synthetic preset={preset!r}: expected one of {sorted(PRESETS)}")
         self.root, self.preset, self.seed = str(root), preset, int(seed)
@@ -25,16 +24,10 @@ class SyntheticReID:
         return Path(self.root) / f"synthetic-{self.preset}-seed{self.seed}"
 
     def is_complete(self) -> bool:
-        manifest = self.dataset_dir / "manifest.json"
-        return manifest.is_file() and json.loads(manifest.read_text()).get("format") == FORMAT_VERSION
+        return is_complete(self.dataset_dir, self.preset, self.seed)
 
     def load(self) -> ReIDSplits:
+        """Generate unless a finished copy exists (a stale generated copy is replaced), then parse."""
         if not self.is_complete():
-            if self.dataset_dir.exists():
-                raise ValueError(
-                    f"{self.dataset_dir} exists but is not a complete synthetic dataset of this "
-                    "version (no matching manifest.json); delete it to regenerate"
-                )
-            Path(self.root).mkdir(parents=True, exist_ok=True)
             generate_dataset(self.dataset_dir, self.preset, self.seed)
         return read_market_style(self.name, self.dataset_dir)
