@@ -17,49 +17,95 @@ def touch_images(folder: Path, names: list[str]) -> None:
         Image.new("RGB", (4, 8)).save(folder / name)
 
 
-TRAIN = ["0002_c1s1_000451_03.jpg", "0002_c2s1_000551_01.jpg", "0007_c3s3_077419_03.jpg",
-         "0010_c6s4_002427_02.jpg"]  # fmt: skip
-QUERY = ["0003_c1s6_015971_00.jpg", "0011_c4s1_001971_00.jpg"]
+TRAIN = ["0010_c6s4_002427_02.jpg", "0002_c1s1_000451_03.jpg", "0007_c3s3_077419_03.jpg",
+         "0002_c2s1_000551_01.jpg", "-1_c2s1_000100_00.jpg"]  # fmt: skip
+QUERY = ["0011_c4s1_001971_00.jpg", "0003_c1s6_015971_00.jpg"]
 GALLERY = ["0003_c2s1_000001_01.jpg", "0000_c1s1_000002_01.jpg", "-1_c1s1_000003_01.jpg",
-           "0011_c4s2_000004_01.jpg"]  # fmt: skip
+           "0011_c4s2_000004_01.jpg", "Thumbs.db"]  # fmt: skip
+# By hand: train pids {2, 7, 10} -> {0, 1, 2}; camid = C - 1; sorted by path; junk (-1) dropped.
+EXPECTED_TRAIN = [
+    ("0002_c1s1_000451_03.jpg", 0, 0),
+    ("0002_c2s1_000551_01.jpg", 0, 1),
+    ("0007_c3s3_077419_03.jpg", 1, 2),
+    ("0010_c6s4_002427_02.jpg", 2, 5),
+]
+EXPECTED_QUERY = [("0003_c1s6_015971_00.jpg", 3, 0), ("0011_c4s1_001971_00.jpg", 11, 3)]
+EXPECTED_GALLERY = [  # distractor (pid 0) kept, junk dropped, non-images ignored
+    ("0000_c1s1_000002_01.jpg", 0, 0),
+    ("0003_c2s1_000001_01.jpg", 3, 1),
+    ("0011_c4s2_000004_01.jpg", 11, 3),
+]
 
 
 def make_market(base: Path) -> Path:
-    touch_images(base / "bounding_box_train", TRAIN)
+    touch_images(base / "bounding_box_train", [n for n in TRAIN if n.endswith(".jpg")])
     touch_images(base / "query", QUERY)
-    touch_images(base / "bounding_box_test", GALLERY)
+    touch_images(base / "bounding_box_test", [n for n in GALLERY if n.endswith(".jpg")])
+    (base / "bounding_box_test" / "Thumbs.db").write_bytes(b"x")
     return base
+
+
+def names(items):
+    return [(Path(p).name, pid, cam) for p, pid, cam in items]
+
+
+def check_market_splits(splits: ReIDSplits, base: Path) -> None:
+    assert names(splits.train) == EXPECTED_TRAIN
+    assert names(splits.query) == EXPECTED_QUERY
+    assert names(splits.gallery) == EXPECTED_GALLERY
+    assert all(Path(p).parent.parent == base for p, _, _ in splits.train + splits.gallery)
+    assert splits.num_train_pids == 3 and splits.num_train_cams == 4
 
 
 @pytest.mark.parametrize("sub", ["market1501", "Market-1501-v15.09.15", ""])
 def test_market_layouts_junk_distractors_relabel(tmp_path, sub):
-    make_market(tmp_path / sub if sub else tmp_path)
+    base = make_market(tmp_path / sub if sub else tmp_path)
     splits = Market1501(tmp_path).load()
-    assert [(Path(p).name, pid, cam) for p, pid, cam in splits.train] == [
-        ("0002_c1s1_000451_03.jpg", 0, 0),
-        ("0002_c2s1_000551_01.jpg", 0, 1),
-        ("0007_c3s3_077419_03.jpg", 1, 2),
-        ("0010_c6s4_002427_02.jpg", 2, 5),
-    ]
-    assert [(pid, cam) for _, pid, cam in splits.query] == [(3, 0), (11, 3)]
-    gallery = sorted((pid, cam) for _, pid, cam in splits.gallery)
-    assert gallery == [(0, 0), (3, 1), (11, 3)]  # junk (-1) dropped, distractor (0) kept
-    assert splits.num_train_pids == 3 and splits.num_train_cams == 4
-    table = splits.statistics_table()
-    assert "train" in table and "gallery" in table
+    check_market_splits(splits, base)
+    lines = splits.statistics_table().splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert rows == {"train": ["3", "4", "4"], "query": ["2", "2", "2"], "gallery": ["3", "3", "3"]}
 
 
-def test_duke_and_cuhk03_and_folder(tmp_path):
-    make_market(tmp_path / "dukemtmc-reid" / "DukeMTMC-reID")
-    assert DukeMTMC(tmp_path).load().num_train_pids == 3
-    for variant in ("detected", "labeled"):
-        make_market(tmp_path / "cuhk03-np" / variant)
-        assert CUHK03NP(tmp_path, variant=variant).load().name == f"cuhk03-{variant}"
-    touch_images(tmp_path / "mine" / "tr", TRAIN)
-    touch_images(tmp_path / "mine" / "q", QUERY)
-    touch_images(tmp_path / "mine" / "g", GALLERY)
+def test_constructors_do_no_io(tmp_path):
+    missing = tmp_path / "nowhere"
+    for spec in (Market1501(missing), DukeMTMC(missing), MSMT17(missing), CUHK03NP(missing),
+                 FolderDataset(missing)):  # fmt: skip
+        assert hasattr(spec, "load")
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("sub", ["dukemtmc-reid/DukeMTMC-reID", "DukeMTMC-reID", ""])
+def test_duke_layouts(tmp_path, sub):
+    base = make_market(tmp_path / sub if sub else tmp_path)
+    touch_images(base / "bounding_box_train", ["0020_c8_f0046182.jpg"])  # Duke-style name, camera 8
+    splits = DukeMTMC(tmp_path).load()
+    assert names(splits.train) == [*EXPECTED_TRAIN, ("0020_c8_f0046182.jpg", 3, 7)]
+    assert names(splits.gallery) == EXPECTED_GALLERY
+
+
+@pytest.mark.parametrize("variant", ["detected", "labeled"])
+def test_cuhk03_np_variants_and_roots(tmp_path, variant):
+    other = "labeled" if variant == "detected" else "detected"
+    base = make_market(tmp_path / "cuhk03-np" / variant)
+    touch_images(tmp_path / "cuhk03-np" / other / "bounding_box_train", ["0100_c1_1.png"])
+    for root in (tmp_path, tmp_path / "cuhk03-np", base):
+        splits = CUHK03NP(root, variant=variant).load()
+        assert splits.name == f"cuhk03-{variant}"
+        check_market_splits(splits, base)
+    with pytest.raises(ValueError, match=f"{base}.*variant='{other}'"):
+        CUHK03NP(base, variant=other).load()
+
+
+def test_folder_dataset_custom_dirs_keeps_pid_zero_in_train(tmp_path):
+    touch_images(tmp_path / "mine" / "tr", ["0000_c1_a.jpg", "0005_c2_b.png", "-1_c1_c.jpg"])
+    touch_images(tmp_path / "mine" / "q", ["0003_c1_a.jpg"])
+    touch_images(tmp_path / "mine" / "g", ["0003_c2_a.jpg", "0000_c3_b.jpg"])
     splits = FolderDataset(tmp_path / "mine", "tr", "q", "g").load()
-    assert len(splits.train) == 4 and len(splits.gallery) == 3
+    assert names(splits.train) == [("0000_c1_a.jpg", 0, 0), ("0005_c2_b.png", 1, 1)]
+    assert names(splits.query) == [("0003_c1_a.jpg", 3, 0)]
+    assert names(splits.gallery) == [("0000_c3_b.jpg", 0, 2), ("0003_c2_a.jpg", 3, 1)]
+    assert splits.name == "mine"
 
 
 def make_msmt(base: Path, version: str) -> None:
@@ -67,61 +113,101 @@ def make_msmt(base: Path, version: str) -> None:
         ("train", "test") if version == "v1" else ("mask_train_v2", "mask_test_v2")
     )
     touch_images(base / train_dir / "0000", ["0000_000_01_0303morning_0015_0.jpg"])
+    touch_images(base / train_dir / "0003", ["0003_004_02_0303morning_0020_0.jpg"])
     touch_images(base / train_dir / "0005", ["0005_011_14_0303noon_0030_1.jpg"])
     touch_images(base / test_dir / "0001", ["0001_000_03_0303morning_0001_0.jpg",
-                                            "0001_002_07_0303noon_0001_1.jpg"])  # fmt: skip
-    (base / "list_train.txt").write_text("0000/0000_000_01_0303morning_0015_0.jpg 0\n")
-    (base / "list_val.txt").write_text("0005/0005_011_14_0303noon_0030_1.jpg 5\n")
+                                            "0001_002_07_0303noon_0001_1.jpg",
+                                            "0001_003_15_0303noon_0002_1.jpg"])  # fmt: skip
+    (base / "list_train.txt").write_text(
+        "0003/0003_004_02_0303morning_0020_0.jpg 3\n0000/0000_000_01_0303morning_0015_0.jpg 0\n"
+    )
+    (base / "list_val.txt").write_text("0005/0005_011_14_0303noon_0030_1.jpg 5\n\n")
     (base / "list_query.txt").write_text("0001/0001_000_03_0303morning_0001_0.jpg 1\n")
-    (base / "list_gallery.txt").write_text("0001/0001_002_07_0303noon_0001_1.jpg 1\n")
+    (base / "list_gallery.txt").write_text(
+        "0001/0001_003_15_0303noon_0002_1.jpg 1\n0001/0001_002_07_0303noon_0001_1.jpg 1\n"
+    )
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
-def test_msmt17_lists_and_merge(tmp_path, version):
-    make_msmt(tmp_path / f"MSMT17_{version.upper()}", version)
-    merged = MSMT17(tmp_path).load()
-    assert [(pid, cam) for _, pid, cam in merged.train] == [(0, 0), (1, 13)]
+@pytest.mark.parametrize("where", ["{V}", "msmt17/{V}", ""])
+def test_msmt17_lists_and_merge(tmp_path, version, where):
+    folder = f"MSMT17_{version.upper()}"
+    base = tmp_path / where.format(V=folder) if where else tmp_path / folder
+    make_msmt(base, version)
+    root = tmp_path if where else base
+    merged = MSMT17(root).load()
+    # train+val pids {0, 3, 5} -> {0, 1, 2}; camera = third field - 1 (01 -> 0, 02 -> 1, 14 -> 13)
+    assert [(pid, cam) for _, pid, cam in merged.train] == [(0, 0), (1, 1), (2, 13)]
     assert [(pid, cam) for _, pid, cam in merged.query] == [(1, 2)]
-    assert [(pid, cam) for _, pid, cam in merged.gallery] == [(1, 6)]
+    assert [(pid, cam) for _, pid, cam in merged.gallery] == [(1, 6), (1, 14)]
     assert all(Path(p).is_file() for p, _, _ in merged.train + merged.query + merged.gallery)
-    alone = MSMT17(tmp_path, version=version, merge_train_val=False).load()
-    assert len(alone.train) == 1
+    alone = MSMT17(root, version=version, merge_train_val=False).load()
+    assert [(pid, cam) for _, pid, cam in alone.train] == [(0, 0), (1, 1)]
 
 
 def test_merge_train_splits_offsets_pids():
-    a = ReIDSplits("a", [("x", 0, 0), ("y", 1, 0)], [], [])
-    b = ReIDSplits("b", [("z", 0, 1)], [], [])
+    a = ReIDSplits("a", [("x", 0, 0), ("y", 1, 0), ("w", 1, 2)], [], [])
+    b = ReIDSplits("b", [("z", 0, 1), ("v", 1, 1)], [], [])
     items, num = merge_train_splits([a, b])
-    assert items == [("x", 0, 0), ("y", 1, 0), ("z", 2, 1)] and num == 3
+    assert items == [("x", 0, 0), ("y", 1, 0), ("w", 1, 2), ("z", 2, 1), ("v", 3, 1)]
+    assert num == 4
 
 
-def test_missing_dataset_names_paths_layout_and_key(tmp_path):
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (Market1501, ["market1501", "Market-1501-v15.09.15", "bounding_box_train"]),
+        (DukeMTMC, ["dukemtmc-reid/DukeMTMC-reID", "bounding_box_test"]),
+        (CUHK03NP, ["cuhk03-np/detected", "query"]),
+        (MSMT17, ["MSMT17_V1", "MSMT17_V2", "list_"]),
+        (FolderDataset, ["bounding_box_train"]),
+    ],
+)
+def test_missing_dataset_names_paths_layout_and_key(tmp_path, spec, expected):
     with pytest.raises(FileNotFoundError) as err:
-        Market1501(tmp_path).load()
+        spec(tmp_path).load()
     message = str(err.value)
-    assert str(tmp_path / "market1501") in message and "bounding_box_train" in message
-    assert "paths.data_dir" in message and "\n" not in message
-    with pytest.raises(FileNotFoundError, match="MSMT17_V1"):
-        MSMT17(tmp_path).load()
+    assert str(tmp_path) in message and "paths.data_dir=" in message and "\n" not in message
+    for part in expected:
+        assert part in message
 
 
-def test_empty_folder_bad_name_bad_list_line_bad_values(tmp_path):
+def test_empty_folder_and_bad_names(tmp_path):
     base = make_market(tmp_path / "market1501")
     for f in (base / "query").iterdir():
         f.unlink()
-    with pytest.raises(ValueError, match=r"query holds no image files"):
+    with pytest.raises(ValueError, match=rf"{base / 'query'} holds no image files"):
         Market1501(tmp_path).load()
     touch_images(base / "query", ["holiday.jpg"])
-    with pytest.raises(ValueError, match=r"holiday.jpg: file name does not match"):
+    with pytest.raises(ValueError, match=r"query/holiday.jpg: file name does not match.*PPPP_c"):
         Market1501(tmp_path).load()
+    (base / "query" / "holiday.jpg").unlink()
+    touch_images(base / "query", ["0001_c0s1_000001_00.jpg"])
+    with pytest.raises(ValueError, match=r"0001_c0s1_000001_00.jpg: camera c0"):
+        Market1501(tmp_path).load()
+
+
+@pytest.mark.parametrize(
+    ("line", "lineno"),
+    [("oops", 1), ("0001/0001_000_03_0303morning_0001_0.jpg one", 1), ("0001/noname.jpg 1", 1)],
+)
+def test_msmt17_malformed_line_names_file_and_line(tmp_path, line, lineno):
     make_msmt(tmp_path / "MSMT17_V1", "v1")
-    (tmp_path / "MSMT17_V1" / "list_query.txt").write_text("oops\n")
-    with pytest.raises(ValueError, match=r"list_query.txt:1: expected 'relpath pid'"):
+    good = "0001/0001_000_03_0303morning_0001_0.jpg 1"
+    (tmp_path / "MSMT17_V1" / "list_query.txt").write_text(f"{good}\n{line}\n")
+    with pytest.raises(ValueError, match=rf"list_query.txt:{lineno + 1}: expected 'relpath pid'"):
         MSMT17(tmp_path).load()
-    (tmp_path / "MSMT17_V1" / "list_val.txt").unlink()
-    with pytest.raises(FileNotFoundError, match="list_val.txt is missing"):
+
+
+def test_msmt17_missing_list_and_unknown_values(tmp_path):
+    make_msmt(tmp_path / "MSMT17_V2", "v2")
+    (tmp_path / "MSMT17_V2" / "list_val.txt").unlink()
+    assert len(MSMT17(tmp_path, merge_train_val=False).load().train) == 2
+    with pytest.raises(FileNotFoundError, match=r"MSMT17_V2/list_val.txt is missing"):
         MSMT17(tmp_path).load()
-    with pytest.raises(ValueError, match="variant='both'"):
+    with pytest.raises(FileNotFoundError, match=r"MSMT17_V1"):
+        MSMT17(tmp_path, version="v1").load()
+    with pytest.raises(ValueError, match=r"variant='both'.*detected.*labeled"):
         CUHK03NP(tmp_path, variant="both")
-    with pytest.raises(ValueError, match="version='v3'"):
+    with pytest.raises(ValueError, match=r"version='v3'.*v1.*v2"):
         MSMT17(tmp_path, version="v3")

@@ -3,31 +3,76 @@
 from __future__ import annotations
 
 import json
+import re
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from reidtricks.data.datasets import Market1501, SyntheticReID
-from reidtricks.data.synthetic_generator import PRESETS, generate_dataset
+from reidtricks.data.synthetic_generator import PRESETS, generate_dataset, main, plan_dataset
+
+MARKET_NAME = re.compile(r"^(\d{4}|-1)_c([1-6])s\d_\d{6}_\d{2}\.jpg$")
 
 
 def test_tiny_loads_through_the_market_parser(tiny_data_dir):
     dataset = SyntheticReID(tiny_data_dir, preset="tiny", seed=0)
+    assert dataset.dataset_dir == tiny_data_dir / "synthetic-tiny-seed0"
     splits = Market1501(dataset.dataset_dir).load()
     preset = PRESETS["tiny"]
+    files = sorted(dataset.dataset_dir.rglob("*.jpg"))
+    assert all(MARKET_NAME.match(f.name) for f in files)
+    assert sum(f.name.startswith("-1_") for f in files) == preset.junk
+    assert sum(f.name.startswith("0000_") for f in files) == preset.distractors
+
     assert splits.num_train_pids == preset.train_ids
-    assert len({pid for _, pid, _ in splits.query}) == preset.test_ids
+    assert sorted({pid for _, pid, _ in splits.train}) == list(range(preset.train_ids))
+    expected_train = preset.train_ids * preset.train_images_per_id
+    assert 0.7 * expected_train <= len(splits.train) <= 1.3 * expected_train
+    query_pids = {pid for _, pid, _ in splits.query}
     gallery_pids = {pid for _, pid, _ in splits.gallery}
-    assert 0 in gallery_pids and -1 not in gallery_pids and len(gallery_pids) == preset.test_ids + 1
-    assert len(splits.train) >= 2 * preset.train_ids
-    manifest = json.loads((dataset.dataset_dir / "manifest.json").read_text())
-    junk = manifest["files"]["bounding_box_test"] - len(splits.gallery)
-    assert junk == preset.junk
-    with Image.open(splits.train[0][0]) as img:
-        assert img.size == (64, 128) and img.format == "JPEG"
-    # Market rule: every query has a gallery image of its identity in another camera.
+    assert len(query_pids) == preset.test_ids and gallery_pids == query_pids | {0}
+    assert not query_pids & {0, -1}
+    assert len(splits.gallery) == len(files) - len(splits.train) - len(splits.query) - preset.junk
+    # Market rule: one query per identity and camera, each with a gallery match in another camera.
+    assert len({(pid, cam) for _, pid, cam in splits.query}) == len(splits.query)
     for _, pid, cam in splits.query:
         assert any(g_pid == pid and g_cam != cam for _, g_pid, g_cam in splits.gallery)
+    assert {cam for _, _, cam in splits.train + splits.gallery} == set(range(6))
+    for path in files[:: max(1, len(files) // 20)]:
+        with Image.open(path) as img:
+            assert img.size == (64, 128) and img.format == "JPEG" and img.mode == "RGB"
+
+
+def test_tiny_is_learnable_but_not_trivial(tiny_data_dir):
+    """Raw 16x8 pixels + Euclidean, Market protocol by brute force: above random, below perfect."""
+    splits = SyntheticReID(tiny_data_dir, preset="tiny", seed=0).load()
+
+    def features(items):
+        return [np.asarray(Image.open(p).resize((8, 16)), np.float64).ravel() for p, _, _ in items]
+
+    gallery = list(zip(features(splits.gallery), splits.gallery, strict=True))
+    aps, random_aps = [], []
+    for q_feat, (_, q_pid, q_cam) in zip(features(splits.query), splits.query, strict=True):
+        kept = [(f, pid) for f, (_, pid, cam) in gallery if not (pid == q_pid and cam == q_cam)]
+        ranked = sorted(kept, key=lambda fp: float(((fp[0] - q_feat) ** 2).sum()))
+        hits = [r for r, (_, pid) in enumerate(ranked) if pid == q_pid]
+        aps.append(sum((k + 1) / (r + 1) for k, r in enumerate(hits)) / len(hits))
+        # expected AP of a random ranking, about (#matches / #candidates)
+        random_aps.append(len(hits) / len(kept))
+    assert np.mean(aps) > 2 * np.mean(random_aps)
+    assert np.mean(aps) < 0.9
+
+
+def test_market_preset_matches_market1501_sizes():
+    plan = plan_dataset(PRESETS["market"], seed=0)
+    train_pids = {pid for _, pid, _, _ in plan["bounding_box_train"]}
+    query_pids = {pid for _, pid, _, _ in plan["query"]}
+    gallery = [pid for _, pid, _, _ in plan["bounding_box_test"] if pid != -1]
+    assert len(train_pids) == 751 and len(query_pids) == 750 and not train_pids & query_pids
+    assert abs(len(plan["bounding_box_train"]) - 12936) < 0.03 * 12936
+    assert abs(len(plan["query"]) - 3368) < 0.03 * 3368
+    assert abs(len(gallery) - 15913) < 0.03 * 15913 and gallery.count(0) == 2793
 
 
 def read_all(folder):
@@ -38,18 +83,33 @@ def test_deterministic_from_the_seed(tmp_path):
     a = read_all(generate_dataset(tmp_path / "a", "tiny", seed=3))
     b = read_all(generate_dataset(tmp_path / "b", "tiny", seed=3))
     c = read_all(generate_dataset(tmp_path / "c", "tiny", seed=4))
-    assert a == b
-    assert a != c
+    assert len(a) > 100 and a == b
+    assert a.keys() != c.keys() or all(a[k] != c[k] for k in a)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]  # no temp folders left
 
 
-def test_load_reuses_and_rejects_incomplete(tmp_path):
+def test_load_reuses_regenerates_stale_and_refuses_foreign(tmp_path):
     dataset = SyntheticReID(tmp_path, preset="tiny", seed=1)
     first = dataset.load()
-    stamp = (dataset.dataset_dir / "manifest.json").stat().st_mtime_ns
-    assert dataset.load() == first
-    assert (dataset.dataset_dir / "manifest.json").stat().st_mtime_ns == stamp
-    (dataset.dataset_dir / "manifest.json").unlink()
-    with pytest.raises(ValueError, match="not a complete synthetic dataset"):
+    manifest = dataset.dataset_dir / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns
+    assert dataset.load() == first and manifest.stat().st_mtime_ns == stamp
+    stale = json.loads(manifest.read_text())
+    stale["format"] = -1
+    manifest.write_text(json.dumps(stale))
+    (dataset.dataset_dir / "query" / "extra.jpg").write_bytes(b"left over")
+    assert dataset.load() == first  # a stale generated copy is replaced
+    assert not (dataset.dataset_dir / "query" / "extra.jpg").exists()
+    manifest.unlink()
+    with pytest.raises(FileExistsError, match=rf"{dataset.dataset_dir} exists but has no manifest"):
         dataset.load()
-    with pytest.raises(ValueError, match="preset='huge'"):
+    with pytest.raises(ValueError, match=r"preset='huge'.*tiny"):
         SyntheticReID(tmp_path, preset="huge")
+
+
+def test_cli_generates_and_prints_statistics(tmp_path, capsys):
+    main(["--preset", "tiny", "--seed", "2", "--root", str(tmp_path / "data")])
+    out = capsys.readouterr().out
+    assert (tmp_path / "data" / "synthetic-tiny-seed2" / "manifest.json").is_file()
+    train_row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["train"])
+    assert train_row[1:2] == [str(PRESETS["tiny"].train_ids)]

@@ -148,3 +148,23 @@ def test_evaluate_entry_point_on_a_trained_checkpoint(trained_run, tmp_path):
     reranked = evaluate_checkpoint(rerank_cfg)
     assert reranked["eval"]["rerank"] is True
     assert 0.0 < reranked["test_sets"]["synthetic"]["mAP"] <= 1.0
+
+
+def test_mixed_precision_channels_last_and_clipping_run(tiny_data_dir, tmp_path):
+    cfg = compose_cfg(
+        *tiny_overrides(tiny_data_dir, tmp_path),
+        "+trick=center_loss",
+        "trainer.max_epochs=1",
+        "trainer.check_val_every_n_epoch=1",
+        "++trainer.limit_train_batches=1",
+        "trainer.log_every_n_steps=1",
+        "trainer.precision=bf16-mixed",
+        "channels_last=true",
+        "optim.gradient_clip_val=5.0",
+        "++trainer.limit_val_batches=0",
+        "run_test=false",  # bf16 on CPU is very slow: train one step only
+    )
+    metrics = train(cfg)
+    assert metrics["epochs"] == 1 and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    log = next(tmp_path.glob("csv/version_*/metrics.csv")).read_text()
+    assert "train/loss_center" in log.splitlines()[0]
