@@ -32,8 +32,8 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_eval.py
 
 ablation: $(STAMP)
-	$(BIN)/python -m reidtricks.train -m experiment=ablation_demo
-	$(BIN)/python -m reidtricks.report $$(ls -td multirun/*/*/ | head -1)
+	$(BIN)/python -m reidtricks.train -m experiment=ablation_demo +trainer.enable_progress_bar=false
+	$(BIN)/python -m reidtricks.report $$(ls -td logs/ablation_demo/multirun/*/ | head -1)
 
 clean:
 	rm -rf outputs multirun .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -258,10 +258,14 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def spawn(args: list[str]) -> tuple[dict, float]:
+def spawn(args: list[str], threads: int | None) -> tuple[dict, float]:
     """Run this script as a worker; return its JSON result and its peak RSS in MB."""
+    env = dict(os.environ)
+    if threads:  # torch (OpenMP) and NumPy's BLAS alike
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--worker", *args], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, "--worker", *args], stdout=subprocess.PIPE, text=True, env=env
     )
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -275,6 +279,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="small,market,msmt", help="comma list of cases")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="threads for torch and BLAS in the workers (default: theirs); 1 gives steadier "
+        "timings when other processes share the cores",
+    )
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -290,13 +300,13 @@ def main() -> None:
         parser.error(f"unknown case(s) {unknown}; expected some of {sorted(SIZES)}")
     load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_eval_"))
-    env, idle_mb = spawn(["small", "idle", "torch", str(tmp)])
+    env, idle_mb = spawn(["small", "idle", "torch", str(tmp)], args.threads)
     results = {}
     for job in JOBS:
         if job[0] not in cases:
             continue
         print(f"running {' / '.join(job)} ...", file=sys.stderr, flush=True)
-        results[job], peak = spawn([*job, str(tmp)])
+        results[job], peak = spawn([*job, str(tmp)], args.threads)
         results[job]["peak_mb"] = peak
         print(f"  {results[job]}", file=sys.stderr, flush=True)
 
