@@ -37,3 +37,15 @@ def tiny_overrides(data_dir: Path, output_dir: Path) -> list[str]:
         "+trainer.enable_progress_bar=false",
         "+trainer.enable_model_summary=false",
     ]
+
+
+def compose_evaluate(ckpt: Path, output_dir: Path, *extra: str):
+    """The `evaluate` config for a checkpoint, on CPU without a progress bar."""
+    from hydra import compose, initialize_config_dir
+
+    from reidtricks.config import config_dir
+
+    overrides = [f"ckpt={ckpt}", f"paths.output_dir={output_dir}", "trainer=cpu",
+                 "+trainer.enable_progress_bar=false", *extra]  # fmt: skip
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("evaluate", overrides=overrides)

@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-from conftest import tiny_overrides
+from conftest import compose_evaluate, tiny_overrides
 from reidtricks.config import config_dir
 from reidtricks.data.sampler import PKBatchSampler
 from reidtricks.ddp import isolated_ddp_job, job_subprocess_command, patch_lightning_ddp_launcher
@@ -107,17 +107,7 @@ def test_two_job_sweep_under_cpu_ddp(tiny_data_dir, tmp_path):
     from reidtricks.evaluate import evaluate_checkpoint
 
     job = jobs[1]
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        ecfg = compose(
-            "evaluate",
-            overrides=[
-                f"ckpt={job / 'checkpoints' / 'last.ckpt'}",
-                f"paths.output_dir={tmp_path / 'eval'}",
-                "trainer=cpu",
-                "+trainer.enable_progress_bar=false",
-                "plot_queries=0",
-            ],
-        )
+    ecfg = compose_evaluate(job / "checkpoints" / "last.ckpt", tmp_path / "eval", "plot_queries=0")
     single = evaluate_checkpoint(ecfg)["test_sets"]["synthetic"]
     ddp = json.loads((job / "metrics.json").read_text())["test_sets"]["synthetic"]
     for key in ("rank1", "rank5", "mAP", "mINP"):

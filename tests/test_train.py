@@ -9,7 +9,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import tiny_overrides
+from conftest import compose_evaluate, tiny_overrides
 from reidtricks.checkpoint import build_net_from_checkpoint, load_checkpoint
 from reidtricks.config import config_dir
 from reidtricks.evaluation import evaluate
@@ -127,17 +127,7 @@ def test_evaluate_entry_point_on_a_trained_checkpoint(trained_run, tmp_path):
     from reidtricks.evaluate import evaluate_checkpoint
 
     _cfg, metrics, out = trained_run
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        ecfg = compose(
-            "evaluate",
-            overrides=[
-                f"ckpt={out / 'checkpoints' / 'last.ckpt'}",
-                f"paths.output_dir={tmp_path}",
-                "trainer=cpu",
-                "+trainer.enable_progress_bar=false",
-                "plot_queries=3",
-            ],
-        )
+    ecfg = compose_evaluate(out / "checkpoints" / "last.ckpt", tmp_path, "plot_queries=3")
     result = evaluate_checkpoint(ecfg)
     # Same weights, same test set and settings as the final test of training.
     assert result["test_sets"]["synthetic"]["mAP"] == pytest.approx(metrics["mAP"], abs=1e-6)

@@ -38,7 +38,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("test")
     print(datamodule.statistics())
 
-    eval_cfg = {**trained["eval"], **OmegaConf.to_container(cfg.eval, resolve=True)}
+    overrides = OmegaConf.to_container(cfg.eval, resolve=True)
+    eval_cfg = {**trained["eval"], **{k: v for k, v in overrides.items() if v is not None}}
     module = ReIDModule(
         net, num_classes=int(checkpoint["reidtricks"]["num_classes"]), eval=eval_cfg
     )
