@@ -202,6 +202,11 @@ class ReIDModule(pl.LightningModule):
         return feats
 
     def _eval_start(self) -> None:
+        if self.trainer.world_size > 1:
+            # Every rank must extract with rank 0's BN running statistics, which is what the
+            # checkpoint holds (without sync_batchnorm each rank keeps its own during training).
+            for buffer in self.net.buffers():
+                torch.distributed.broadcast(buffer, src=0)
         num_sets = len(self.trainer.datamodule.test_sets)
         self._eval_outputs = [[] for _ in range(num_sets)]
 
