@@ -2,7 +2,8 @@
 
 Each (case, implementation) runs in its own subprocess; its peak memory is the child's ru_maxrss
 as reported by the OS (os.wait4); its time covers only the evaluated call (not data generation),
-best of up to 3 runs for calls under 10 s (the cores may be shared with other work).
+best of up to 3 runs for calls under 10 s. The cores may be shared with other work: the
+`other load` column is the share of all cores that other processes kept busy meanwhile.
 Features are synthetic but clustered by identity (identity centre + camera offset + noise, with
 Market-like distractors), fixed seed, so rankings are meaningful.
 
@@ -258,8 +259,19 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def busy_cpu_seconds() -> float:
+    """CPU time spent busy by the whole machine since boot (all processes, all cores)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def spawn(args: list[str], threads: int | None) -> tuple[dict, float]:
-    """Run this script as a worker; return its JSON result and its peak RSS in MB."""
+    """Run this script as a worker; return its JSON result and its peak RSS in MB.
+
+    The result also gets `others`: the share of the machine's cores busy with other processes
+    while the worker ran, to flag timings taken under contention.
+    """
+    start, busy = time.perf_counter(), busy_cpu_seconds()
     env = dict(os.environ)
     if threads:  # torch (OpenMP) and NumPy's BLAS alike
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -272,7 +284,11 @@ def spawn(args: list[str], threads: int | None) -> tuple[dict, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"worker {args} failed with exit code {proc.returncode}")
-    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 1024
+    wall = time.perf_counter() - start
+    other = busy_cpu_seconds() - busy - usage.ru_utime - usage.ru_stime
+    result = json.loads(out.strip().splitlines()[-1])
+    result["others"] = max(0.0, other) / (wall * (os.cpu_count() or 1))
+    return result, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -319,8 +335,8 @@ def main() -> None:
         f"(1 min) {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end.",
         "",
         "| case | task | implementation | time (s) | speed-up | peak RSS (MB) | memory ratio "
-        "| rank-1 | mAP | mINP |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| rank-1 | mAP | mINP | other load |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     notes, goals = [], []
     for (case, task, impl), res in results.items():
@@ -337,7 +353,7 @@ def main() -> None:
             f"| {case} ({size.num_q} x {size.num_g}) | {task} | "
             f"{name if impl == 'numpy' else 'reidtricks'} | {res['seconds']:.2f} | {speed} | "
             f"{res['peak_mb']:.0f} | {mem} | {100 * res['rank1']:.2f} | "
-            f"{100 * res['mAP']:.2f} | {100 * res['mINP']:.2f} |"
+            f"{100 * res['mAP']:.2f} | {100 * res['mINP']:.2f} | {100 * res['others']:.0f}% |"
         )
         if task == "rerank" and impl == "torch" and base:
             ours = np.load(tmp / f"{case}_torch.npy")

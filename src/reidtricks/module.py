@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 import pytorch_lightning as pl
@@ -20,7 +19,7 @@ from reidtricks.evaluation.retrieval import (
 )
 from reidtricks.losses import CenterLoss, batch_hard_triplet_loss, cross_entropy_loss
 from reidtricks.models import ReIDNet, ReIDOutput
-from reidtricks.optim import build_param_groups, warmup_multistep_factor
+from reidtricks.optim import build_lr_lambda, build_param_groups
 
 DEFAULT_LOSS = {
     "id_weight": 1.0,
@@ -178,9 +177,8 @@ class ReIDModule(pl.LightningModule):
         if isinstance(factory, Mapping):
             factory = instantiate(factory)
         optimizer = factory(groups, lr=lr)
-        lr_lambda = partial(
-            warmup_multistep_factor,
-            milestones=tuple(cfg.get("milestones", (40, 70))),
+        lr_lambda = build_lr_lambda(
+            milestones=cfg.get("milestones", (40, 70)),
             gamma=float(cfg.get("gamma", 0.1)),
             warmup_epochs=int(cfg.get("warmup_epochs", 10)) if cfg.get("warmup") else 0,
             warmup_start_factor=float(cfg.get("warmup_start_factor", 0.01)),

@@ -5,15 +5,24 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from reidtricks.losses.cross_entropy import autocast_off
+
 
 def center_loss(feats: Tensor, targets: Tensor, centers: Tensor) -> Tensor:
-    """Mean over the batch of the squared distance of each feature to its identity's center."""
-    diff = feats.float() - centers.float()[targets]
-    return diff.pow(2).sum(dim=1).mean()
+    """Mean over the batch of the squared distance of each feature to its identity's center (fp32)."""
+    if feats.shape[1:] != centers.shape[1:]:
+        raise ValueError(
+            f"center loss: features of dim {tuple(feats.shape[1:])}, centers of dim "
+            f"{tuple(centers.shape[1:])}"
+        )
+    with autocast_off(feats):
+        diff = feats.float() - centers.float()[targets]
+        return diff.pow(2).sum(dim=1).mean()
 
 
 class CenterLoss(nn.Module):
-    """Holds the learnable centers (one per training identity); trained by their own optimiser."""
+    """Holds the learnable centers (num_classes x feat_dim, init randn as the authors' code);
+    the training loop gives them their own optimiser."""
 
     def __init__(self, num_classes: int, feat_dim: int) -> None:
         super().__init__()

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
+def autocast_off(tensor: Tensor) -> AbstractContextManager:
+    """Disable autocast on `tensor`'s device, so a loss computed inside a mixed-precision step
+    stays fp32 (autocast would run its matmuls in half precision)."""
+    device = tensor.device.type
+    if torch.amp.is_autocast_available(device):
+        return torch.autocast(device, enabled=False)
+    return nullcontext()
+
+
 def cross_entropy_loss(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> Tensor:
-    """Mean CE against (1 - eps) * onehot + eps / N targets, computed in fp32.
+    """Mean CE against (1 - eps) * onehot + eps / N targets (N classes), computed in fp32.
 
     PyTorch's `label_smoothing` uses exactly these targets (the authors' CrossEntropyLabelSmooth).
     """
-    return F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing={label_smoothing}: expected 0 <= eps < 1")
+    with autocast_off(logits):
+        return F.cross_entropy(logits.float(), targets.long(), label_smoothing=label_smoothing)

@@ -1,36 +1,63 @@
-"""Backbones as feature extractors (B x 3 x H x W -> B x C x h x w) with a configurable last stride."""
+"""Backbones as feature extractors (B x 3 x H x W -> B x C x h x w) with a configurable last stride.
+
+Names: the torchvision ResNets ("resnet18" ... "resnet152") and "timm:<model>" for any timm model.
+last_stride=1 (PAPER.md trick 4: stride 1 in layer4, no dilation) works for the torchvision ResNets
+and for every timm model built on timm's `ResNet` class: resnet*, resnet*d/t, resnext*, seresnet*,
+seresnext*, ecaresnet*, wide_resnet*, resnetaa*/resnetblur*, resnetrs*, resnest*, skresnet*, ...
+Other timm models (ConvNeXt, ViT, RegNet, EfficientNet, ...) accept only last_stride=2.
+"""
 
 from __future__ import annotations
 
 import torchvision
-from torch import nn
+from torch import Tensor, nn
 
-from reidtricks.models.pretrained import load_pretrained_file, offline_error
+from reidtricks.models.pretrained import fetch, load_pretrained_file
 
 TORCHVISION_RESNETS = {
-    "resnet18": ("resnet18", "ResNet18_Weights"),
-    "resnet34": ("resnet34", "ResNet34_Weights"),
-    "resnet50": ("resnet50", "ResNet50_Weights"),
-    "resnet101": ("resnet101", "ResNet101_Weights"),
-    "resnet152": ("resnet152", "ResNet152_Weights"),
+    "resnet18": "ResNet18_Weights",
+    "resnet34": "ResNet34_Weights",
+    "resnet50": "ResNet50_Weights",
+    "resnet101": "ResNet101_Weights",
+    "resnet152": "ResNet152_Weights",
 }
 TIMM_PREFIX = "timm:"
 
 
-def remove_last_stride(layer4: nn.Module) -> None:
-    """Make layer4 keep its input resolution: every stride-2 conv (and avg-pool shortcut) of its
-    first block gets stride 1, so a 256x128 input gives a 16x8 map instead of 8x4 (trick 4)."""
-    for module in layer4[0].modules():
-        if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
-            module.stride = (1, 1)
-        elif isinstance(module, nn.AvgPool2d) and module.stride in (2, (2, 2)):
-            module.kernel_size, module.stride = 1, 1
+def _unstride_avg_pool(pool: nn.AvgPool2d) -> None:
+    """A stride-2 average pool made stride 1 without changing the map size."""
+    kernel, padding = nn.modules.utils._pair(pool.kernel_size), nn.modules.utils._pair(pool.padding)
+    if padding == (0, 0):  # 2x2/s2 shortcut pooling (ResNet-D): becomes the identity
+        pool.kernel_size, pool.stride = 1, 1
+    elif all(k == 2 * p + 1 for k, p in zip(kernel, padding, strict=True)):  # 3x3/s2 pad 1
+        pool.stride = 1
+    else:
+        raise ValueError(f"last_stride=1: cannot make {pool} size-preserving")
 
 
-class _TorchvisionResNetTrunk(nn.Module):
-    """A torchvision ResNet without avgpool/fc."""
+def set_last_stride_one(layer4: nn.Sequential) -> None:
+    """Stride 1 in the first block of layer4 (convs, shortcut, pooling, anti-aliasing), so a
+    256x128 input gives a 16x8 map instead of 8x4; weights and their shapes are unchanged."""
+    block = layer4[0]
+    if isinstance(getattr(block, "aa", None), nn.Module) and not isinstance(block.aa, nn.Identity):
+        block.aa = nn.Identity()  # timm anti-aliased stride (blur pool, no saved weights)
+    if getattr(block, "stride", None) == 2:
+        block.stride = 1  # bookkeeping attribute of torchvision/timm blocks
+    for module in block.modules():
+        stride = getattr(module, "stride", None)
+        if stride in (2, (2, 2)) and not any(module.children()):
+            if isinstance(module, nn.Conv2d):
+                module.stride = (1, 1)
+            elif isinstance(module, nn.AvgPool2d):
+                _unstride_avg_pool(module)
+            else:
+                raise ValueError(f"last_stride=1: unsupported stride-2 module {module}")
 
-    def __init__(self, resnet: nn.Module) -> None:
+
+class TorchvisionResNetTrunk(nn.Module):
+    """A torchvision ResNet without avgpool/fc (parameter names as torchvision's)."""
+
+    def __init__(self, resnet: torchvision.models.ResNet) -> None:
         super().__init__()
         self.conv1, self.bn1, self.relu, self.maxpool = (
             resnet.conv1,
@@ -41,62 +68,82 @@ class _TorchvisionResNetTrunk(nn.Module):
         self.layer1, self.layer2 = resnet.layer1, resnet.layer2
         self.layer3, self.layer4 = resnet.layer3, resnet.layer4
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
-def _torchvision_resnet(name: str, last_stride: int, pretrained: bool) -> tuple[nn.Module, int]:
-    builder_name, weights_name = TORCHVISION_RESNETS[name]
-    weights = None
-    if pretrained:
-        weights = getattr(torchvision.models, weights_name).IMAGENET1K_V1
-    try:
-        resnet = getattr(torchvision.models, builder_name)(weights=weights)
-    except Exception as err:  # no internet, corrupt cache, ...
-        raise offline_error(name, err) from err
-    trunk = _TorchvisionResNetTrunk(resnet)
+class TimmTrunk(nn.Module):
+    """A timm model's `forward_features` as a B x C x h x w map: NHWC maps (Swin, ...) are
+    permuted; token sequences (ViT) drop their prefix tokens and become B x C x N x 1."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.channels_last_output = str(getattr(model, "output_fmt", "NCHW")) == "NHWC"
+
+    def forward(self, x: Tensor) -> Tensor:
+        feats = self.model.forward_features(x)
+        if feats.ndim == 3:
+            prefix = int(getattr(self.model, "num_prefix_tokens", 0))
+            return feats[:, prefix:].transpose(1, 2).unsqueeze(-1)
+        return feats.permute(0, 3, 1, 2) if self.channels_last_output else feats
+
+
+def _torchvision_resnet(
+    name: str, last_stride: int, pretrained: bool, pretrained_path: str | None
+) -> tuple[nn.Module, int]:
+    resnet = getattr(torchvision.models, name)(weights=None)
+    trunk = TorchvisionResNetTrunk(resnet)
+    if pretrained_path:
+        load_pretrained_file(trunk, pretrained_path)
+    elif pretrained:
+        weights = getattr(torchvision.models, TORCHVISION_RESNETS[name]).IMAGENET1K_V1
+        state = fetch(name, lambda: weights.get_state_dict(progress=False, check_hash=True))
+        resnet.load_state_dict(state)  # modules are shared with the trunk
     if last_stride == 1:
-        remove_last_stride(trunk.layer4)
+        set_last_stride_one(trunk.layer4)
     return trunk, resnet.fc.in_features
 
 
-def _timm_backbone(name: str, last_stride: int, pretrained: bool) -> tuple[nn.Module, int]:
+def _timm_backbone(
+    name: str, last_stride: int, pretrained: bool, pretrained_path: str | None
+) -> tuple[nn.Module, int]:
     import timm
+    from timm.models.resnet import ResNet as TimmResNet
 
-    try:
-        model = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="")
-    except RuntimeError as err:
-        if "Unknown model" in str(err):
-            raise ValueError(f"model.backbone={TIMM_PREFIX}{name}: timm has no such model") from err
-        raise offline_error(name, err) from err
-    except Exception as err:
-        raise offline_error(name, err) from err
-    if last_stride != 2:
-        layer4 = getattr(model, "layer4", None)
-        if layer4 is None:
+    if not timm.is_model(name):
+        raise ValueError(f"model.backbone={TIMM_PREFIX}{name}: timm has no model named {name!r}")
+    kwargs = {"num_classes": 0, "global_pool": ""}
+    if pretrained and not pretrained_path:
+        model = fetch(name, lambda: timm.create_model(name, pretrained=True, **kwargs))
+    else:
+        model = timm.create_model(name, pretrained=False, **kwargs)
+        if pretrained_path:
+            load_pretrained_file(model, pretrained_path)
+    if last_stride == 1:
+        if not isinstance(model, TimmResNet):
             raise ValueError(
-                f"model.last_stride={last_stride} is supported for timm ResNet-family models "
-                f"(with layer4), not {name}"
+                f"model.last_stride=1 is supported for timm models built on timm's ResNet class "
+                f"(resnet*, resnext*, seresnext*, resnest*, ...), not {TIMM_PREFIX}{name} "
+                f"({type(model).__name__}); use model.last_stride=2"
             )
-        remove_last_stride(layer4)
-    return model, model.num_features
+        set_last_stride_one(model.layer4)
+    return TimmTrunk(model), int(model.num_features)
 
 
 def build_backbone(
     name: str, last_stride: int = 2, pretrained: bool = False, pretrained_path: str | None = None
 ) -> tuple[nn.Module, int]:
-    """(feature extractor, channels) for a torchvision ResNet name or `timm:<model>`."""
+    """(feature extractor, channels C) for a torchvision ResNet name or `timm:<model>`.
+
+    pretrained_path (a local state dict) wins over pretrained (the library's own download).
+    """
     if last_stride not in (1, 2):
         raise ValueError(f"model.last_stride={last_stride}: expected 1 or 2")
-    download = pretrained and not pretrained_path
     if name in TORCHVISION_RESNETS:
-        backbone, channels = _torchvision_resnet(name, last_stride, download)
-    elif name.startswith(TIMM_PREFIX):
-        backbone, channels = _timm_backbone(name.removeprefix(TIMM_PREFIX), last_stride, download)
-    else:
-        known = ", ".join([*TORCHVISION_RESNETS, f"{TIMM_PREFIX}<timm model>"])
-        raise ValueError(f"model.backbone={name!r}: expected one of {known}")
-    if pretrained_path:
-        load_pretrained_file(backbone, pretrained_path)
-    return backbone, channels
+        return _torchvision_resnet(name, last_stride, pretrained, pretrained_path)
+    if isinstance(name, str) and name.startswith(TIMM_PREFIX) and len(name) > len(TIMM_PREFIX):
+        return _timm_backbone(name[len(TIMM_PREFIX) :], last_stride, pretrained, pretrained_path)
+    known = ", ".join([*TORCHVISION_RESNETS, f"{TIMM_PREFIX}<timm model name>"])
+    raise ValueError(f"model.backbone={name!r}: expected one of {known}")

@@ -19,13 +19,16 @@ class ReIDOutput(NamedTuple):
 
 
 class ReIDNet(nn.Module):
-    """Global-feature ReID model. neck="none": the standard baseline (classifier with bias on f_t);
-    neck="bnneck": BatchNorm1d with its bias frozen at 0, then a bias-free classifier on f_i."""
+    """Global-feature ReID model (global average pooling). neck="none": the standard baseline
+    (classifier with bias on f_t); neck="bnneck": BatchNorm1d with its bias frozen at 0, then a
+    bias-free classifier on f_i. Classifier init N(0, 0.001), bias 0, as the authors' code."""
 
     def __init__(self, backbone: nn.Module, feat_dim: int, num_classes: int, neck: str = "none"):
         super().__init__()
         if neck not in NECKS:
             raise ValueError(f"model.neck={neck!r}: expected one of {NECKS}")
+        if num_classes < 1:
+            raise ValueError(f"num_classes={num_classes}: expected at least 1 training identity")
         self.backbone, self.feat_dim, self.neck_type = backbone, feat_dim, neck
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.bottleneck: nn.BatchNorm1d | None = None
@@ -40,6 +43,7 @@ class ReIDNet(nn.Module):
             nn.init.zeros_(self.classifier.bias)
 
     def forward(self, x: Tensor) -> ReIDOutput:
+        """f_t, f_i and the logits, in training and eval mode alike."""
         feat = torch.flatten(self.pool(self.backbone(x)), 1)
         feat_i = self.bottleneck(feat) if self.bottleneck is not None else feat
         return ReIDOutput(feat, feat_i, self.classifier(feat_i))
