@@ -93,8 +93,11 @@ def test_lr_of_every_epoch(warmup):
             expected = 3.5e-4 * (0.01 + 0.99 * epoch / 10)
         else:
             expected = 3.5e-4 * (1.0 if epoch < 40 else 0.1 if epoch < 70 else 0.01)
-        assert optimizer.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-9), epoch
+        for group in optimizer.param_groups:  # weights and biases alike
+            assert group["lr"] == pytest.approx(expected, rel=1e-9), epoch
         scheduler.step()
+    assert type(optimizer) is torch.optim.Adam  # plain L2 decay, not AdamW
+    assert len(optimizer.param_groups) == 2
 
 
 def test_total_loss_is_the_weighted_sum():
@@ -111,3 +114,29 @@ def test_bad_eval_feature_is_rejected():
         ReIDModule(
             build_reid_net("resnet18", num_classes=4), num_classes=4, eval={"feature": "middle"}
         )
+
+
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("feature", ["before_bn", "after_bn"])
+def test_test_time_feature_and_flip(feature, flip):
+    module = tiny_module()
+    module.eval_cfg.update(feature=feature, flip=flip)
+    module.eval()
+    # Give the BNNeck non-trivial statistics, so before/after BN differ.
+    module.net.bottleneck.running_mean.uniform_(-1, 1)
+    module.net.bottleneck.running_var.uniform_(0.5, 2)
+    images = torch.randn(3, 3, 64, 32)
+
+    def by_hand(x: torch.Tensor) -> torch.Tensor:
+        f_t = module.net.pool(module.net.backbone(x)).flatten(1)
+        if feature == "before_bn":
+            return f_t
+        bn = module.net.bottleneck
+        return (f_t - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight
+
+    with torch.no_grad():
+        expected = by_hand(images)
+        if flip:
+            expected = (expected + by_hand(torch.flip(images, dims=[3]))) / 2
+        got = module.extract_features(images)
+    assert torch.allclose(got, expected, atol=1e-5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from reidtricks.models import build_reid_net
 from reidtricks.optim import build_lr_lambda, build_param_groups, warmup_multistep_factor
@@ -42,23 +41,6 @@ def test_param_groups_cover_every_trainable_param_once():
     named = dict(net.named_parameters())
     bias_ids = {id(p) for n, p in named.items() if n.endswith("bias") and p.requires_grad}
     assert {id(p) for p in biases["params"]} == bias_ids
-
-
-@pytest.mark.parametrize("warmup", [False, True])
-def test_module_scheduler_gives_the_paper_lr_every_epoch(warmup):
-    """The optimiser the LightningModule builds, stepped once per epoch as in training."""
-    from reidtricks.module import ReIDModule
-
-    net = build_reid_net("resnet18", num_classes=5, neck="bnneck")
-    optim = {"lr": 3.5e-4, "weight_decay": 5e-4, "milestones": [40, 70], "warmup": warmup}
-    conf = ReIDModule(net, num_classes=5, optim=optim).configure_optimizers()
-    optimizer, scheduler = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
-    assert isinstance(optimizer, torch.optim.Adam) and not isinstance(optimizer, torch.optim.AdamW)
-    for epoch in range(120):
-        for group in optimizer.param_groups:
-            assert group["lr"] == pytest.approx(paper_lr(epoch, warmup), rel=1e-12), epoch
-            assert group["weight_decay"] == 5e-4
-        scheduler.step()
 
 
 def test_schedule_settings_are_checked():

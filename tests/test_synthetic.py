@@ -75,6 +75,20 @@ def test_market_preset_matches_market1501_sizes():
     assert abs(len(gallery) - 15913) < 0.03 * 15913 and gallery.count(0) == 2793
 
 
+def test_small_preset_is_the_demo_set_of_the_readme():
+    """The demo's `small` set: 100 train ids / 806 images, 295 queries, 1,480 gallery images
+    (60 distractors) after dropping 30 junk images, 6 cameras (README)."""
+    plan = plan_dataset(PRESETS["small"], seed=0)
+    train = [(pid, cam) for _, pid, cam, _ in plan["bounding_box_train"]]
+    query = [(pid, cam) for _, pid, cam, _ in plan["query"]]
+    gallery = [(pid, cam) for _, pid, cam, _ in plan["bounding_box_test"] if pid != -1]
+    assert (len({p for p, _ in train}), len(train)) == (100, 806)
+    assert (len({p for p, _ in query}), len(query)) == (100, 295)
+    assert len(gallery) == 1480 and [p for p, _ in gallery].count(0) == 60
+    assert {c for _, c in train + query + gallery} == set(range(6))
+    assert not {p for p, _ in train} & {p for p, _ in query}
+
+
 def read_all(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*.jpg"))}
 

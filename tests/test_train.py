@@ -113,6 +113,9 @@ def test_checkpoint_errors(trained_run, tmp_path):
     _, _, out = trained_run
     with pytest.raises(FileNotFoundError, match="set ckpt=PATH"):
         load_checkpoint(tmp_path / "missing.ckpt")
+    (tmp_path / "corrupt.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt.ckpt: cannot be read as a weights-only"):
+        load_checkpoint(tmp_path / "corrupt.ckpt")
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     with pytest.raises(ValueError, match="not a reidtricks training checkpoint"):
         load_checkpoint(tmp_path / "foreign.ckpt")

@@ -16,8 +16,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist (set ckpt=PATH to a .ckpt file)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if "reidtricks" not in checkpoint or "state_dict" not in checkpoint:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated file, not a torch file, pickled objects
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise ValueError(
+            f"{path}: cannot be read as a weights-only torch checkpoint "
+            f"({type(err).__name__}: {first})"
+        ) from err
+    if (
+        not isinstance(checkpoint, dict)
+        or "reidtricks" not in checkpoint
+        or "state_dict" not in checkpoint
+    ):
         raise ValueError(
             f"{path} is not a reidtricks training checkpoint "
             "(expected the keys 'state_dict' and 'reidtricks')"

@@ -30,6 +30,7 @@ class Row:
 
     name: str
     test_set: str
+    trained_on: str = ""  # the training set(s); deltas compare rows trained on the same data
     values: dict[str, list[float]] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
 
@@ -105,8 +106,10 @@ def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
     rows: dict[tuple[str, str], Row] = {}
     cells = list(dict.fromkeys(job.get("cell", job.get("stage", "?")) for job in jobs))
 
-    def add(name: str, test_set: str, metrics: dict[str, float], seed: int) -> None:
-        row = rows.setdefault((name, test_set), Row(name, test_set))
+    def add(name: str, test_set: str, metrics: dict[str, float], job: dict[str, Any]) -> None:
+        trained_on = "+".join(job.get("train_sets", []))
+        row = rows.setdefault((name, test_set), Row(name, test_set, trained_on))
+        seed = job.get("seed", 0)
         for key in (*SHOWN, "rank5", "rank10", "mINP"):
             if key in metrics:
                 row.values.setdefault(key, []).append(float(metrics[key]))
@@ -116,7 +119,7 @@ def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
         cell = job.get("cell", job.get("stage", "?"))
         if len(cells) > 1 or not job.get("variants"):
             for test_set, metrics in job.get("test_sets", {}).items():
-                add(cell, test_set, metrics, job.get("seed", 0))
+                add(cell, test_set, metrics, job)
     for job in jobs:
         cell = job.get("cell", job.get("stage", "?"))
         if len(cells) > 1 and cell != cells[-1]:
@@ -124,7 +127,7 @@ def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
         for variant, per_set in (job.get("variants") or {}).items():
             name = f"{cell}+{variant}" if len(cells) > 1 else variant
             for test_set, metrics in per_set.items():
-                add(name, test_set, metrics, job.get("seed", 0))
+                add(name, test_set, metrics, job)
     return list(rows.values())
 
 
@@ -151,15 +154,19 @@ def table_records(rows: Sequence[Row], dataset_of: dict[str, str]) -> list[dict[
     """One dict per row with the columns of the markdown/CSV table."""
     records, prev_by_set = [], {}
     for row in rows:
-        prev = prev_by_set.get(row.test_set)
-        record = {"row": row.name, "test set": row.test_set, "seeds": str(len(row.seeds))}
+        prev = prev_by_set.get((row.test_set, row.trained_on))
+        record = {"row": row.name, "test set": row.test_set}
+        if any(r.trained_on not in ("", r.test_set) for r in rows):  # cross-domain studies
+            record["trained on"] = row.trained_on
+        record["seeds"] = str(len(row.seeds))
         for key in SHOWN:
             record[key] = _mean_std(row, key)
             record[f"Δ {key}"] = _delta(row, prev, key)[0]
+        in_domain = row.trained_on in ("", row.test_set)  # the paper's rows are in-domain
         paper = published(dataset_of.get(row.test_set, row.test_set), row.name)
-        record["paper R1/mAP"] = f"{paper[0]:.1f} / {paper[1]:.1f}" if paper else ""
+        record["paper R1/mAP"] = f"{paper[0]:.1f} / {paper[1]:.1f}" if paper and in_domain else ""
         records.append(record)
-        prev_by_set[row.test_set] = row
+        prev_by_set[(row.test_set, row.trained_on)] = row
     return records
 
 
@@ -179,8 +186,8 @@ def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
     lines = [f"# Study report: {multirun_dir}", ""]
     lines += [
         f"{len(jobs.done)} finished jobs; metrics in % (mean ± std over seeds). "
-        "Δ: change from the previous row on the same test set; `~` marks a change within the "
-        "seed noise (|Δ| <= sqrt(std_prev² + std_row²)).",
+        "Δ: change from the previous row on the same test set and training set; `~` marks a "
+        "change within the seed noise (|Δ| <= sqrt(std_prev² + std_row²)).",
         "",
         "| " + " | ".join(columns) + " |",
         "|" + "---|" * len(columns),

@@ -97,6 +97,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "stage": cfg.stage,
         "cell": cfg.cell,
         "seed": int(cfg.seed),
+        "train_sets": list(cfg.data.train_sources),
         "epochs": trainer.current_epoch,
         "best_checkpoint": callbacks[0].best_model_path or None,
     }
