@@ -214,3 +214,22 @@ def test_cuhk03_is_seeded_and_exact_with_one_image_per_identity():
     case = random_case(rng, 20, 80, 6, 3)
     a, b = (evaluate(*case, protocol="cuhk03", chunk_size=c) for c in (3, 256))
     np.testing.assert_array_equal(a.cmc, b.cmc)
+
+
+def test_eval_protocol_setting_reaches_the_evaluator():
+    """`eval.protocol` picks the protocol of the training/evaluate pipeline's evaluation."""
+    from reidtricks.evaluation.retrieval import evaluate_features
+
+    rng = np.random.default_rng(7)
+    feats = torch.from_numpy(rng.normal(size=(60, 8)).astype(np.float32))
+    pids = torch.from_numpy(rng.integers(1, 6, 60))
+    cams = torch.from_numpy(rng.integers(0, 3, 60))
+    dist = torch.cdist(feats[:20].double(), feats[20:].double()).float()
+    for protocol in ("market", "cuhk03"):
+        cfg = {"metric": "euclidean", "max_rank": 10, "protocol": protocol}
+        got, _ = evaluate_features(feats, pids, cams, 20, cfg)
+        want = evaluate(dist, pids[:20], pids[20:], cams[:20], cams[20:], 10, protocol=protocol)
+        np.testing.assert_allclose(got.cmc, want.cmc, atol=1e-6)
+        assert got.mAP == pytest.approx(want.mAP, abs=1e-6)
+    with pytest.raises(ValueError, match="unknown protocol 'viper'"):
+        evaluate_features(feats, pids, cams, 20, {"protocol": "viper"})

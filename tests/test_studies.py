@@ -127,7 +127,7 @@ def test_cross_domain_study(study_data_dir, tmp_path):
             assert first["trained on"] == second["trained on"] == train
             # Deltas compare stages trained on the same data, never across training sets.
             assert first["Δ mAP"] == "" and second["Δ mAP"] != ""
-    assert all(r["paper R1/mAP"] == "" for r in rows)  # stand-in data: rows are not the paper's
+    assert all(r["paper R1/mAP"] == "" for r in rows)  # the paper has no cross-domain rows
 
 
 def test_batch_size_study(study_data_dir, tmp_path):

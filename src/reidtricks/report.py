@@ -204,7 +204,8 @@ def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(records)
-    plot_rows(rows, out_dir / "report.png", title=multirun_dir.name)
+    study = multirun_dir.resolve().parent.parent.name  # <log_dir>/<task>/multirun/<date>
+    plot_rows(rows, out_dir / "report.png", title=f"{study}: {multirun_dir.name}")
     return md_path
 
 

@@ -58,6 +58,7 @@ def evaluate_features(
         camids[:num_query],
         camids[num_query:],
         max_rank=int(eval_cfg.get("max_rank", 50)),
+        protocol=str(eval_cfg.get("protocol", "market")),
     )
     return result, distmat
 
