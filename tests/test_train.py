@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -161,3 +165,33 @@ def test_mixed_precision_channels_last_and_clipping_run(tiny_data_dir, tmp_path)
     assert metrics["epochs"] == 1 and (tmp_path / "checkpoints" / "last.ckpt").is_file()
     log = next(tmp_path.glob("csv/version_*/metrics.csv")).read_text()
     assert "train/loss_center" in log.splitlines()[0]
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path):
+    """A user's view: a missing dataset is one `error:` line naming the paths and the key."""
+    command = [sys.executable, "-m", "reidtricks.train", f"paths.data_dir={tmp_path / 'none'}",
+               f"paths.log_dir={tmp_path / 'logs'}", "trainer=cpu"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: dataset not found: tried {tmp_path / 'none'}")
+    assert "market1501/{bounding_box_train,query,bounding_box_test}" in last
+    assert "paths.data_dir" in last
+
+
+def test_one_line_errors_keeps_the_traceback_on_request(monkeypatch, capsys):
+    from reidtricks.cli_errors import one_line_errors
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as exit_info, one_line_errors():
+        raise ValueError("data.sampler.p=0: expected >= 1")
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.startswith("error: data.sampler.p=0: expected >= 1")
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(ValueError, match="p=0"), one_line_errors():
+        raise ValueError("data.sampler.p=0: expected >= 1")
+    with pytest.raises(KeyError), one_line_errors():  # not an input error: untouched
+        raise KeyError("bug")

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from reidtricks.checkpoint import build_net_from_checkpoint, load_checkpoint
+from reidtricks.cli_errors import one_line_errors
 from reidtricks.config import config_dir
 from reidtricks.module import ReIDModule
 from reidtricks.plots import plot_ranked_retrievals
@@ -72,7 +73,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    evaluate_checkpoint(cfg)
+    with one_line_errors():
+        evaluate_checkpoint(cfg)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from reidtricks import __version__
+from reidtricks.cli_errors import one_line_errors
 from reidtricks.config import config_dir
 from reidtricks.ddp import isolated_ddp_job, patch_lightning_ddp_launcher
 from reidtricks.module import ReIDModule
@@ -126,7 +127,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     patch_lightning_ddp_launcher()
-    with isolated_ddp_job():
+    with one_line_errors(), isolated_ddp_job():
         metrics = train(cfg)
     return metrics.get("mAP")  # the value an optimising sweeper maximises
 
