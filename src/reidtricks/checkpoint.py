@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
+from reidtricks.cli_errors import error_summary
 from reidtricks.models import ReIDNet
 
 
@@ -19,10 +20,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated file, not a torch file, pickled objects
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
         raise ValueError(
-            f"{path}: cannot be read as a weights-only torch checkpoint "
-            f"({type(err).__name__}: {first})"
+            f"{path}: cannot be read as a weights-only torch checkpoint ({error_summary(err)})"
         ) from err
     if (
         not isinstance(checkpoint, dict)

@@ -34,6 +34,11 @@ class Row:
     values: dict[str, list[float]] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
 
+    @property
+    def in_domain(self) -> bool:
+        """Trained on its test set (or training set unknown): the paper's rows are all in-domain."""
+        return self.trained_on in ("", self.test_set)
+
     def mean(self, key: str) -> float:
         return statistics.fmean(self.values[key])
 
@@ -153,18 +158,20 @@ def _delta(row: Row, prev: Row | None, key: str) -> tuple[str, bool | None]:
 def table_records(rows: Sequence[Row], dataset_of: dict[str, str]) -> list[dict[str, str]]:
     """One dict per row with the columns of the markdown/CSV table."""
     records, prev_by_set = [], {}
+    cross_domain = not all(r.in_domain for r in rows)
     for row in rows:
         prev = prev_by_set.get((row.test_set, row.trained_on))
         record = {"row": row.name, "test set": row.test_set}
-        if any(r.trained_on not in ("", r.test_set) for r in rows):  # cross-domain studies
+        if cross_domain:
             record["trained on"] = row.trained_on
         record["seeds"] = str(len(row.seeds))
         for key in SHOWN:
             record[key] = _mean_std(row, key)
             record[f"Δ {key}"] = _delta(row, prev, key)[0]
-        in_domain = row.trained_on in ("", row.test_set)  # the paper's rows are in-domain
         paper = published(dataset_of.get(row.test_set, row.test_set), row.name)
-        record["paper R1/mAP"] = f"{paper[0]:.1f} / {paper[1]:.1f}" if paper and in_domain else ""
+        record["paper R1/mAP"] = (
+            f"{paper[0]:.1f} / {paper[1]:.1f}" if paper and row.in_domain else ""
+        )
         records.append(record)
         prev_by_set[(row.test_set, row.trained_on)] = row
     return records

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from reidtricks.losses.cross_entropy import autocast_off
+from reidtricks.losses.precision import autocast_off
 
 
 def center_loss(feats: Tensor, targets: Tensor, centers: Tensor) -> Tensor:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from reidtricks.losses.cross_entropy import autocast_off
+from reidtricks.losses.precision import autocast_off
 
 
 def euclidean_distance_matrix(x: Tensor, y: Tensor) -> Tensor:

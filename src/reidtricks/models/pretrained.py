@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from reidtricks.cli_errors import error_summary
+
 # ImageNet classifier heads, which a ReID backbone does not have; ignored in a weights file.
 HEAD_PREFIXES = ("fc.", "classifier.", "head.", "last_linear.")
 # Buffers that old checkpoints (e.g. torchvision's 2017 ResNet files) lack; the backbone keeps its own.
@@ -17,9 +19,8 @@ OPTIONAL_SUFFIXES = ("num_batches_tracked",)
 
 def offline_error(name: str, cause: BaseException) -> RuntimeError:
     """The one-line error for ImageNet weights that could not be fetched (no internet, bad cache)."""
-    reason = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else ""
     return RuntimeError(
-        f"could not fetch ImageNet weights for {name} ({type(cause).__name__}: {reason}); set "
+        f"could not fetch ImageNet weights for {name} ({error_summary(cause)}); set "
         "model.pretrained_path=FILE (a local torchvision or timm state dict) or model.pretrained=false"
     )
 
