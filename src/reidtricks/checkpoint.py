@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
-from reidtricks.cli_errors import error_summary
+from reidtricks.errors import error_summary
 from reidtricks.models import ReIDNet
 
 

@@ -11,13 +11,6 @@ from contextlib import contextmanager
 INPUT_ERRORS = (FileNotFoundError, FileExistsError, ValueError, OSError)
 
 
-def error_summary(err: BaseException) -> str:
-    """`Type: first line of the message` (at most 200 characters of it), for one-line errors that
-    wrap a library's exception."""
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0][:200] if text else ''}"
-
-
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """Print `error: <message>` and exit 1 on an input error; HYDRA_FULL_ERROR=1 re-raises it."""

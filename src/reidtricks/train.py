@@ -9,6 +9,7 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -67,6 +68,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then evaluate the final weights on every test set; returns what metrics.json holds."""
     start = time.time()
     output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("threads") is not None:
+        torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data, _convert_="all")

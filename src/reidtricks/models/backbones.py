@@ -4,7 +4,9 @@ Names: the torchvision ResNets ("resnet18" ... "resnet152") and "timm:<model>" f
 last_stride=1 (PAPER.md trick 4: stride 1 in layer4, no dilation) works for the torchvision ResNets
 and for every timm model built on timm's `ResNet` class: resnet*, resnet*d/t, resnext*, seresnet*,
 seresnext*, ecaresnet*, wide_resnet*, resnetaa*/resnetblur*, resnetrs*, resnest*, skresnet*, ...
-Other timm models (ConvNeXt, ViT, RegNet, EfficientNet, ...) accept only last_stride=2.
+It also works for timm's `EfficientNet` class (mobilenetv2_*, efficientnet_*, tf_efficientnet_*,
+mnasnet_*, ...): stride 1 in the last block that downsamples. Other timm models (ConvNeXt, ViT,
+RegNet, ...) accept only last_stride=2. See docs/METHOD.md, trick 4.
 """
 
 from __future__ import annotations
@@ -54,6 +56,23 @@ def set_last_stride_one(layer4: nn.Sequential) -> None:
                 raise ValueError(f"last_stride=1: unsupported stride-2 module {module}")
 
 
+def set_last_downsampling_stride_one(blocks: nn.Module) -> None:
+    """Stride 1 in the last block of `blocks` (an EfficientNet/MobileNet stage list) that holds a
+    stride-2 convolution; no dilation, weights unchanged (the block has no identity shortcut,
+    since it changes the channel count)."""
+    strided = [
+        block
+        for stage in blocks
+        for block in (stage if isinstance(stage, nn.Sequential) else [stage])
+        if any(isinstance(m, nn.Conv2d) and m.stride == (2, 2) for m in block.modules())
+    ]
+    if not strided:
+        raise ValueError("last_stride=1: the backbone has no stride-2 block to change")
+    for module in strided[-1].modules():
+        if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
+            module.stride = (1, 1)  # timm's "same"-padding convs pad from the stride at run time
+
+
 class TorchvisionResNetTrunk(nn.Module):
     """A torchvision ResNet without avgpool/fc (parameter names as torchvision's)."""
 
@@ -91,12 +110,12 @@ class TimmTrunk(nn.Module):
 
 
 def _torchvision_resnet(
-    name: str, last_stride: int, pretrained: bool, pretrained_path: str | None
+    name: str, last_stride: int, pretrained: bool, pretrained_path: str | None, key_map: str
 ) -> tuple[nn.Module, int]:
     resnet = getattr(torchvision.models, name)(weights=None)
     trunk = TorchvisionResNetTrunk(resnet)
     if pretrained_path:
-        load_pretrained_file(trunk, pretrained_path)
+        load_pretrained_file(trunk, pretrained_path, key_map)
     elif pretrained:
         weights = getattr(torchvision.models, TORCHVISION_RESNETS[name]).IMAGENET1K_V1
         state = fetch(name, lambda: weights.get_state_dict(progress=False, check_hash=True))
@@ -107,9 +126,10 @@ def _torchvision_resnet(
 
 
 def _timm_backbone(
-    name: str, last_stride: int, pretrained: bool, pretrained_path: str | None
+    name: str, last_stride: int, pretrained: bool, pretrained_path: str | None, key_map: str
 ) -> tuple[nn.Module, int]:
     import timm
+    from timm.models.efficientnet import EfficientNet as TimmEfficientNet
     from timm.models.resnet import ResNet as TimmResNet
 
     if not timm.is_model(name):
@@ -120,30 +140,43 @@ def _timm_backbone(
     else:
         model = timm.create_model(name, pretrained=False, **kwargs)
         if pretrained_path:
-            load_pretrained_file(model, pretrained_path)
+            load_pretrained_file(model, pretrained_path, key_map)
     if last_stride == 1:
-        if not isinstance(model, TimmResNet):
+        if isinstance(model, TimmResNet):
+            set_last_stride_one(model.layer4)
+        elif isinstance(model, TimmEfficientNet):
+            set_last_downsampling_stride_one(model.blocks)
+        else:
             raise ValueError(
                 f"model.last_stride=1 is supported for timm models built on timm's ResNet class "
-                f"(resnet*, resnext*, seresnext*, resnest*, ...), not {TIMM_PREFIX}{name} "
+                f"(resnet*, resnext*, seresnext*, resnest*, ...) or EfficientNet class "
+                f"(mobilenetv2_*, efficientnet_*, ...), not {TIMM_PREFIX}{name} "
                 f"({type(model).__name__}); use model.last_stride=2"
             )
-        set_last_stride_one(model.layer4)
     return TimmTrunk(model), int(model.num_features)
 
 
 def build_backbone(
-    name: str, last_stride: int = 2, pretrained: bool = False, pretrained_path: str | None = None
+    name: str,
+    last_stride: int = 2,
+    pretrained: bool = False,
+    pretrained_path: str | None = None,
+    pretrained_key_map: str = "by_name",
 ) -> tuple[nn.Module, int]:
     """(feature extractor, channels C) for a torchvision ResNet name or `timm:<model>`.
 
-    pretrained_path (a local state dict) wins over pretrained (the library's own download).
+    pretrained_path (a local state dict, keys matched by name or by order) wins over pretrained
+    (the library's own download).
     """
     if last_stride not in (1, 2):
         raise ValueError(f"model.last_stride={last_stride}: expected 1 or 2")
     if name in TORCHVISION_RESNETS:
-        return _torchvision_resnet(name, last_stride, pretrained, pretrained_path)
+        return _torchvision_resnet(
+            name, last_stride, pretrained, pretrained_path, pretrained_key_map
+        )
     if isinstance(name, str) and name.startswith(TIMM_PREFIX) and len(name) > len(TIMM_PREFIX):
-        return _timm_backbone(name[len(TIMM_PREFIX) :], last_stride, pretrained, pretrained_path)
+        return _timm_backbone(
+            name[len(TIMM_PREFIX) :], last_stride, pretrained, pretrained_path, pretrained_key_map
+        )
     known = ", ".join([*TORCHVISION_RESNETS, f"{TIMM_PREFIX}<timm model name>"])
     raise ValueError(f"model.backbone={name!r}: expected one of {known}")

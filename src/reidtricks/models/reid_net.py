@@ -56,7 +56,10 @@ def build_reid_net(
     neck: str = "none",
     pretrained: bool = False,
     pretrained_path: str | None = None,
+    pretrained_key_map: str = "by_name",
 ) -> ReIDNet:
     """The Hydra `_target_` of conf/model/*.yaml (num_classes is given once the data is loaded)."""
-    trunk, channels = build_backbone(backbone, last_stride, pretrained, pretrained_path)
+    trunk, channels = build_backbone(
+        backbone, last_stride, pretrained, pretrained_path, pretrained_key_map
+    )
     return ReIDNet(trunk, channels, num_classes, neck)
