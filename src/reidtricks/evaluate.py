@@ -3,21 +3,63 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from reidtricks.checkpoint import build_net_from_checkpoint, load_checkpoint
+from reidtricks.checkpoint import (
+    build_net_from_checkpoint,
+    checkpoint_spec,
+    checkpoint_test_sources,
+    load_checkpoint,
+)
 from reidtricks.cli_errors import one_line_errors
 from reidtricks.config import config_dir
+from reidtricks.data.datamodule import ReIDDataModule
 from reidtricks.module import ReIDModule
 from reidtricks.plots import plot_ranked_retrievals
 from reidtricks.reporting import print_results_table
+
+
+def explicit_data_dir(cfg: DictConfig) -> str | None:
+    """paths.data_dir when the user chose it (command line or REIDTRICKS_DATA_DIR), else None:
+    the checkpoint's test sets are then read where training read them."""
+    try:
+        overrides = HydraConfig.get().overrides.task
+    except ValueError:  # not under @hydra.main (compose API in tests)
+        overrides = []
+    chosen = any(o.lstrip("+~").startswith("paths.data_dir=") for o in overrides)
+    if chosen or os.environ.get("REIDTRICKS_DATA_DIR"):
+        return str(cfg.paths.data_dir)
+    return None
+
+
+def build_test_datamodule(cfg: DictConfig, checkpoint: dict[str, Any]) -> ReIDDataModule:
+    """The test sets: the user's `data=...` (a config they chose), or the checkpoint's own sets
+    rebuilt from plain fields; images at the size and normalisation the network was trained on."""
+    source = str(cfg.ckpt)
+    spec = checkpoint_spec(checkpoint, source)
+    size = {"height": spec.input.height, "width": spec.input.width}
+    stats = {"mean": list(spec.input.mean), "std": list(spec.input.std)}
+    if cfg.get("data"):
+        data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+        data_cfg["transform"].update(size)
+        return instantiate(data_cfg, _convert_="all")
+    test_sources = checkpoint_test_sources(spec, source, explicit_data_dir(cfg))
+    return ReIDDataModule(
+        train_sources=test_sources,  # parsed once; evaluation trains nothing
+        test_sources=test_sources,
+        sampler={"p": 1, "k": 1},
+        transform={**size, **stats},
+        loader=OmegaConf.to_container(cfg.loader, resolve=True),
+    )
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
@@ -25,25 +67,16 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
     output_dir = Path(cfg.paths.output_dir)
     checkpoint = load_checkpoint(cfg.ckpt)
-    trained = checkpoint["reidtricks"]["config"]
+    spec = checkpoint_spec(checkpoint, str(cfg.ckpt))
     net = build_net_from_checkpoint(checkpoint, source=str(cfg.ckpt))
-
-    data_cfg = (
-        OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else trained["data"]
-    )
-    # The network sees test images at the size it was trained on.
-    for key in ("height", "width"):
-        data_cfg["transform"][key] = trained["data"]["transform"][key]
-    datamodule = instantiate(data_cfg, _convert_="all")
+    datamodule = build_test_datamodule(cfg, checkpoint)
     datamodule.prepare_data()
     datamodule.setup("test")
     print(datamodule.statistics())
 
     overrides = OmegaConf.to_container(cfg.eval, resolve=True)
-    eval_cfg = {**trained["eval"], **{k: v for k, v in overrides.items() if v is not None}}
-    module = ReIDModule(
-        net, num_classes=int(checkpoint["reidtricks"]["num_classes"]), eval=eval_cfg
-    )
+    eval_cfg = {**spec.eval, **{k: v for k, v in overrides.items() if v is not None}}
+    module = ReIDModule(net, num_classes=spec.net.num_classes, eval=eval_cfg)
     module.keep_distances = bool(cfg.get("plot_queries", 0))
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     trainer.test(module, datamodule=datamodule, verbose=False)
@@ -51,7 +84,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     per_set = {name: result.as_dict() for name, result in module.eval_results.items()}
     metrics = {
         "checkpoint": str(cfg.ckpt),
-        "stage": checkpoint["reidtricks"].get("stage"),
+        "stage": spec.stage,
         "eval": eval_cfg,
         "test_sets": per_set,
         "wall_time_s": round(time.time() - start, 1),

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 
+from reidtricks.errors import InputError
 from reidtricks.evaluation.metrics import EvalResult
 from reidtricks.evaluation.retrieval import (
     FEATURE_CHOICES,
@@ -20,6 +21,7 @@ from reidtricks.evaluation.retrieval import (
 from reidtricks.losses import CenterLoss, batch_hard_triplet_loss, cross_entropy_loss
 from reidtricks.models import ReIDNet, ReIDOutput
 from reidtricks.optim import build_lr_lambda, build_param_groups
+from reidtricks.rng import collect_rng_states, restore_rng_states
 
 DEFAULT_LOSS = {
     "id_weight": 1.0,
@@ -131,11 +133,24 @@ class ReIDModule(pl.LightningModule):
         if all(bool(torch.isfinite(g).all()) for g in grads):
             self.center_optimizer.step()
 
+    def _check_finite(self, terms: dict[str, Tensor], optimizer: Any) -> None:
+        # One device sync per step: cheap next to the step, and it stops a diverged run at once
+        # instead of training (and checkpointing) NaN weights until the first validation.
+        if bool(torch.isfinite(terms["total"]).item()):
+            return
+        bad = next(n for n, v in terms.items() if not bool(torch.isfinite(v).all()))
+        raise InputError(
+            f"training diverged: loss_{bad}={float(terms[bad]):g} at step {self.global_step} "
+            f"(epoch {self.current_epoch}) with lr={optimizer.param_groups[0]['lr']:g}; lower "
+            "optim.lr or set optim.gradient_clip_val"
+        )
+
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         images, pids = batch[0], batch[1]
         out = self(images)
         terms = self.loss_terms(out, pids)
         optimizer = self.optimizers()
+        self._check_finite(terms, optimizer)
         optimizer.zero_grad()
         if self.center_optimizer is not None:
             self.center_optimizer.zero_grad()
@@ -271,3 +286,9 @@ class ReIDModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Plain data only, so the file loads with torch.load(weights_only=True).
         checkpoint["reidtricks"] = {**self.run_info, "num_classes": self.num_classes}
+        checkpoint["rng_states"] = collect_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A resumed run draws the same augmentations and worker seeds as an uninterrupted one.
+        if "rng_states" in checkpoint:
+            restore_rng_states(checkpoint["rng_states"])

@@ -23,21 +23,31 @@ from reidtricks.ddp import isolated_ddp_job, patch_lightning_ddp_launcher
 from reidtricks.module import ReIDModule
 from reidtricks.plots import plot_training_curves
 from reidtricks.reporting import print_results_table
+from reidtricks.run_safety import (
+    AtomicCheckpointIO,
+    LastCheckpoint,
+    claimed_run_dir,
+    link_resumed_run,
+    resolve_resume_path,
+)
+from reidtricks.startup_checks import check_before_training, check_numbers
 
 METRIC_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 
 
-def build_callbacks(output_dir: Path) -> list[pl.Callback]:
-    """Keep the best checkpoint by validation mAP of the first test set, and the last one."""
+def build_callbacks(output_dir: Path, every_n_epochs: int = 1) -> list[pl.Callback]:
+    """The best checkpoint by validation mAP of the first test set, and last.ckpt (the latest
+    weights) at the end of every `every_n_epochs`-th epoch and of the last epoch."""
     return [
         ModelCheckpoint(
             dirpath=output_dir / "checkpoints",
             filename="best-epoch{epoch:03d}-mAP{val/mAP:.4f}",
             monitor="val/mAP",
             mode="max",
-            save_last=True,
+            save_top_k=1,
             auto_insert_metric_name=False,
-        )
+        ),
+        LastCheckpoint(output_dir / "checkpoints", every_n_epochs),
     ]
 
 
@@ -66,8 +76,15 @@ def write_training_curves(trainer: pl.Trainer, output_dir: Path) -> None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then evaluate the final weights on every test set; returns what metrics.json holds."""
+    with claimed_run_dir(cfg.paths.output_dir):
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
     output_dir = Path(cfg.paths.output_dir)
+    check_numbers(cfg)
+    resume_path = resolve_resume_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
     if cfg.get("threads") is not None:
         torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(cfg.seed, workers=True)
@@ -76,6 +93,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()
     datamodule.setup("fit")
     rank_zero_only(print)(datamodule.statistics())
+    check_before_training(cfg, datamodule)
 
     net = instantiate(cfg.model)(num_classes=datamodule.num_classes)
     run_info = {
@@ -93,9 +111,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         channels_last=bool(cfg.get("channels_last", False)),
         run_info=run_info,
     )
-    callbacks = build_callbacks(output_dir)
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    callbacks = build_callbacks(output_dir, int(cfg.checkpoint.every_n_epochs))
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=build_loggers(cfg),
+        plugins=[AtomicCheckpointIO()],
+    )
+    if resume_path is not None and trainer.is_global_zero:
+        link_resumed_run(output_dir, resume_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path, weights_only=True)
 
     metrics: dict[str, Any] = {
         "stage": cfg.stage,
@@ -104,9 +129,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "train_sets": list(cfg.data.train_sources),
         "epochs": trainer.current_epoch,
         "best_checkpoint": callbacks[0].best_model_path or None,
+        "resumed_from": str(resume_path) if resume_path else None,
     }
     if cfg.get("run_test", True):
         per_set = test_final_weights(trainer, module, datamodule)
+        # The final weights, as last.ckpt holds them (written at the end of the last epoch).
+        last = callbacks[1].path
+        metrics["checkpoint"] = str(last) if last.is_file() else None
         first = next(iter(per_set.values()))
         metrics.update({"dataset": next(iter(per_set)), **{k: first[k] for k in METRIC_KEYS}})
         metrics["test_sets"] = per_set

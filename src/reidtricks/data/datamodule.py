@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from reidtricks.data.image_dataset import ImageDataset
+from reidtricks.data.image_dataset import ImageDataset, check_images_readable
 from reidtricks.data.sampler import PKBatchSampler
 from reidtricks.data.splits import ReIDItem, ReIDSplits, merge_train_splits
 from reidtricks.data.transforms import build_test_transform, build_train_transform
@@ -52,6 +52,7 @@ class ReIDDataModule(pl.LightningDataModule):
         transform: Mapping[str, Any],
         loader: Mapping[str, Any],
         seed: int = 0,
+        verify_images: bool = False,
     ) -> None:
         super().__init__()
         if not train_sources:
@@ -64,6 +65,7 @@ class ReIDDataModule(pl.LightningDataModule):
         self.transform_cfg = dict(transform)
         self.loader_cfg = dict(loader)
         self.seed = seed
+        self.verify_images = bool(verify_images)
         self._splits: dict[str, ReIDSplits] = {}
         self.train_items: list[ReIDItem] = []
         self.num_classes = 0
@@ -90,6 +92,10 @@ class ReIDDataModule(pl.LightningDataModule):
         for name, source in self.test_sources.items():
             splits = self._load(source)
             self.test_sets.append(TestSet(name, splits.query, splits.gallery))
+        if self.verify_images:  # decode every image now rather than fail hours into training
+            check_images_readable(
+                [self.train_items, *(t.items for t in self.test_sets)], "data.verify_images"
+            )
 
     def statistics(self) -> str:
         """Per-dataset statistics tables (ids, images, cameras per split)."""

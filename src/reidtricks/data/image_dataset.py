@@ -22,6 +22,16 @@ def read_image(path: str) -> Image.Image:
         raise OSError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
 
 
+def check_images_readable(item_lists: Sequence[Sequence[ReIDItem]], what: str) -> None:
+    """Decode every image once (deduplicated), with a progress bar; the first unreadable one
+    raises `read_image`'s error naming it."""
+    from rich.progress import track
+
+    paths = sorted({path for items in item_lists for path, _, _ in items})
+    for path in track(paths, description=f"{what}: decoding {len(paths)} images", transient=True):
+        read_image(path)
+
+
 class ImageDataset(Dataset):
     """Item i -> (image after `transform`, pid, camid, i); the index lets DDP results be merged."""
 

@@ -1,0 +1,153 @@
+"""Never lose a run: atomic checkpoint writes, last.ckpt every N epochs, one run per folder,
+resume only from local weights-only files."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Checkpoint
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from reidtricks.checkpoint import load_checkpoint
+from reidtricks.errors import InputError
+
+LOCK_NAME = ".run.lock"
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, fsync, then rename over `path`: a
+    crash or a full disk leaves the old file intact, never a truncated one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (not on every platform)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer with `atomic_torch_save`."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options")
+        atomic_torch_save(checkpoint, path)
+
+
+class LastCheckpoint(Checkpoint):
+    """Writes `last.ckpt` at the end of every `every_n_epochs`-th training epoch and of the last
+    one, after the LR scheduler has stepped (a `Checkpoint` runs after the module's hooks), so a
+    resume continues exactly where it stopped."""
+
+    def __init__(self, dirpath: str | Path, every_n_epochs: int = 1) -> None:
+        if isinstance(every_n_epochs, bool) or int(every_n_epochs) < 1:
+            raise InputError(f"checkpoint.every_n_epochs={every_n_epochs}: expected an int >= 1")
+        self.dirpath, self.every_n_epochs = Path(dirpath), int(every_n_epochs)
+
+    @property
+    def path(self) -> Path:
+        return self.dirpath / "last.ckpt"
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every_n_epochs == 0 or epoch >= (trainer.max_epochs or 0):
+            trainer.save_checkpoint(self.path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError as err:
+        return err.errno == errno.EPERM
+    return True
+
+
+@contextlib.contextmanager
+def claimed_run_dir(output_dir: str | Path) -> Iterator[Path]:
+    """Hold `output_dir` for this run: a second live run in the same folder fails with one line
+    instead of overwriting its metrics and checkpoints. A lock left by a dead process is taken."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    lock = output_dir / LOCK_NAME
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner and owner != os.getpid() and _pid_alive(owner):
+                raise InputError(
+                    f"run folder {output_dir} is in use by another run (pid {owner}); "
+                    "start this run in another folder (hydra.run.dir=...)"
+                ) from None
+            lock.unlink(missing_ok=True)  # left by a run that died
+    else:
+        raise InputError(f"run folder {output_dir}: cannot take {lock}")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(str(os.getpid()))
+    try:
+        yield output_dir
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def resolve_resume_path(ckpt_path: str | None, log_dir: str | Path, task_name: str) -> Path | None:
+    """The local checkpoint to resume from: a path, or `last` (the newest last.ckpt of the same
+    task's runs). URLs are refused (Lightning would unpickle them); the file must load with
+    weights_only=True and be a reidtricks checkpoint."""
+    if ckpt_path is None or str(ckpt_path) == "":
+        return None
+    text = str(ckpt_path)
+    if "://" in text:
+        raise InputError(
+            f"ckpt_path={text}: resuming from a URL is refused (download the file and give its "
+            "local path)"
+        )
+    if text == "last":
+        runs = Path(log_dir) / task_name
+        found = sorted(
+            runs.glob("*/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        if not found:
+            raise InputError(
+                f"ckpt_path=last: no last.ckpt under {runs}/*/*/checkpoints/ (task_name="
+                f"{task_name}); nothing to resume, give ckpt_path=PATH or leave it unset"
+            )
+        path = found[0]
+    else:
+        path = Path(text)
+    load_checkpoint(path)  # one-line errors for missing, pickled or foreign files
+    return path
+
+
+def link_resumed_run(output_dir: Path, resume_path: Path) -> Path:
+    """`resumed_from` in the new run folder points at the run folder it continues."""
+    previous = resume_path.resolve().parent.parent
+    link = output_dir / "resumed_from"
+    if previous != output_dir.resolve() and not link.exists():
+        link.symlink_to(previous, target_is_directory=True)
+    return previous
