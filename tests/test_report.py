@@ -85,9 +85,43 @@ def test_single_cell_study_lists_its_variants(tmp_path):
     assert rows[1]["mAP"] == "60.0 ± 0.0" and rows[1]["seeds"] == "2"
 
 
+def test_report_lists_a_corrupt_metrics_json_and_goes_on(sweep, capsys):
+    truncated = sweep / "3_warmup_seed0" / "metrics.json"
+    truncated.write_text('{"stage": "warmup", "test_sets": {')
+    not_a_mapping = sweep / "4_warmup_seed1" / "metrics.json"
+    not_a_mapping.write_text("[1, 2]")
+    main([str(sweep)])
+    md = (sweep / "report.md").read_text()
+    rows = list(csv.DictReader((sweep / "report.csv").read_text().splitlines()))
+    assert [r["row"] for r in rows] == ["baseline", "warmup", "warmup+rerank"]
+    assert rows[1]["seeds"] == "1"  # the one readable warmup job
+    failed = [line for line in md.splitlines() if "metrics.json" in line and "corrupt" in line]
+    assert len(failed) == 2
+    assert f"{truncated}: corrupt metrics.json (JSONDecodeError" in failed[0]
+    assert f"{not_a_mapping}: corrupt metrics.json" in failed[1] and "list" in failed[1]
+    assert "6_rea_seed0: no metrics.json" in md
+
+
 def test_report_cli_errors_on_a_folder_without_jobs(tmp_path, capsys):
-    with pytest.raises(FileNotFoundError, match="no job folder with metrics.json"):
-        main([str(tmp_path)])
+    for folder in (tmp_path / "empty", tmp_path / "unfinished"):
+        folder.mkdir()
+        if folder.name == "unfinished":
+            (folder / "0_baseline_seed0" / ".hydra").mkdir(parents=True)
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(folder)])
+        assert exit_info.value.code == 1
+        err = capsys.readouterr().err
+        assert err.startswith(
+            f"error: {folder}: no metrics.json found under it (expected a multirun"
+        )
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    only_corrupt = tmp_path / "only_corrupt"
+    make_job(only_corrupt, 0, "baseline", 0, 0.8, 0.6).joinpath("metrics.json").write_text("{")
+    with pytest.raises(SystemExit):
+        main([str(only_corrupt)])
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert f"{only_corrupt / '0_baseline_seed0' / 'metrics.json'}: corrupt metrics.json" in err
     with pytest.raises(SystemExit):
         main([str(tmp_path / "nope")])
     assert "is not a folder" in capsys.readouterr().err

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from reidtricks.data.datasets import Market1501, SyntheticReID
-from reidtricks.data.synthetic_generator import PRESETS, generate_dataset, main, plan_dataset
+from reidtricks.data.synthetic_generator import (
+    PRESETS,
+    generate_dataset,
+    main,
+    plan_dataset,
+    remove_stale_staging,
+)
+from reidtricks.errors import InputError
 
 MARKET_NAME = re.compile(r"^(\d{4}|-1)_c([1-6])s\d_\d{6}_\d{2}\.jpg$")
 
@@ -127,3 +140,99 @@ def test_cli_generates_and_prints_statistics(tmp_path, capsys):
     assert (tmp_path / "data" / "synthetic-tiny-seed2" / "manifest.json").is_file()
     train_row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["train"])
     assert train_row[1:2] == [str(PRESETS["tiny"].train_ids)]
+
+
+@pytest.mark.parametrize("content", ['{"format": 2, "preset": "ti', "[]"])
+def test_a_corrupt_manifest_is_named_in_one_line(tmp_path, capsys, content):
+    dataset = SyntheticReID(tmp_path, preset="tiny", seed=0)
+    dataset.dataset_dir.mkdir()
+    manifest = dataset.dataset_dir / "manifest.json"
+    manifest.write_text(content)
+    expected = rf"{manifest}: .*expected .*delete {dataset.dataset_dir} to regenerate"
+    with pytest.raises(InputError, match=expected):
+        dataset.load()
+    with pytest.raises(InputError, match=expected):
+        generate_dataset(dataset.dataset_dir, "tiny", 0)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--preset", "tiny", "--root", str(tmp_path)])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {manifest}: ") and len(err.strip().splitlines()) == 1
+    assert manifest.read_text() == content  # nothing was overwritten
+
+
+def _child_pids(pid: int) -> set[int]:
+    """Live children of `pid`, from /proc/<pid>/stat of every process."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            children.add(int(stat.parent.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_killed_generator_leaves_no_workers_and_no_staging_folder(tmp_path, signum):
+    """SIGTERM/SIGINT: the generator cleans up. SIGKILL: its workers still end (parent-death
+    signal) and the next run removes the staging folder."""
+    root = tmp_path / "data"
+    cmd = [sys.executable, "-m", "reidtricks.data.synthetic_generator", "--preset", "small",
+           "--root", str(root), "--workers", "2"]  # fmt: skip
+    # output to files: orphaned workers holding a pipe open would block reading it
+    log = tmp_path / "generator.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 20
+        while len(workers) < 2 or not list(root.glob(".*.tmp*/*/*.jpg")):
+            assert proc.poll() is None and time.monotonic() < deadline, "no pool started"
+            workers |= _child_pids(proc.pid)
+            time.sleep(0.05)
+        staging = list(root.glob(".*.tmp*"))
+        assert [p.name for p in staging] == [f".synthetic-small-seed0.tmp{proc.pid}"]
+        proc.send_signal(signum)
+        proc.wait(timeout=10)
+        err = log.read_text()
+        assert proc.returncode != 0 and "Traceback" not in err, err
+        deadline = time.monotonic() + 3
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in workers if _alive(pid)], "orphaned pool workers"
+        if signum == signal.SIGKILL:
+            assert remove_stale_staging(root) == staging
+        assert not staging[0].exists(), "staging folder left behind"
+    finally:
+        for pid in workers | {proc.pid}:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_a_later_run_removes_stale_staging_folders(tmp_path):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    stale = tmp_path / f".synthetic-tiny-seed0.tmp{ended.pid}"
+    (stale / "query").mkdir(parents=True)
+    (stale / "query" / "0002_c1s1_000001_00.jpg").write_bytes(b"half written")
+    stale_other = tmp_path / f".synthetic-small-seed3.old{ended.pid}"
+    (stale_other / "bounding_box_train").mkdir(parents=True)
+    running = tmp_path / f".synthetic-tiny-seed0.tmp{os.getppid()}"  # a live generator's
+    (running / "query").mkdir(parents=True)
+    foreign = tmp_path / f".notes.tmp{ended.pid}"  # not a dataset folder: not ours to delete
+    foreign.mkdir()
+    SyntheticReID(tmp_path, preset="tiny", seed=0).load()
+    assert not stale.exists() and not stale_other.exists()
+    assert running.exists() and foreign.exists()

@@ -2,7 +2,8 @@
 
 Reads every job's metrics.json, groups jobs by cell (stage, P x K, image size, ...) over seeds and
 writes mean +- std, the delta to the previous row (marked `~` when it lies within the seed noise),
-and the paper's published numbers for Market-1501 / DukeMTMC-reID. Missing or failed jobs are listed.
+and the paper's published numbers for Market-1501 / DukeMTMC-reID. Missing, failed and corrupt jobs
+are listed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from reidtricks.cli_errors import one_line_errors
+from reidtricks.errors import InputError, error_summary
 from reidtricks.paper_results import published
 
 SHOWN = ("rank1", "mAP")
@@ -52,6 +55,7 @@ class StudyJobs:
     done: list[dict[str, Any]]
     failed: list[str]  # job folders without metrics.json
     missing: int  # jobs the sweep expected that have no folder at all
+    corrupt: list[str] = field(default_factory=list)  # `<path>: corrupt metrics.json (<why>)`
 
 
 def count_sweep_values(value: str) -> int:
@@ -72,19 +76,72 @@ def expected_job_count(multirun_dir: Path) -> int | None:
     path = multirun_dir / "multirun.yaml"
     if not path.is_file():
         return None
-    hydra_cfg = yaml.safe_load(path.read_text()).get("hydra", {})
     sweeps: dict[str, int] = {}
-    for key, value in (hydra_cfg.get("sweeper", {}).get("params") or {}).items():
-        sweeps[key.lstrip("+~")] = count_sweep_values(value)
-    for override in hydra_cfg.get("overrides", {}).get("task", []):
-        key, _, value = override.partition("=")
-        sweeps[key.lstrip("+~")] = count_sweep_values(value)  # the command line wins
+    try:
+        hydra_cfg = yaml.safe_load(path.read_text()).get("hydra", {})
+        for key, value in (hydra_cfg.get("sweeper", {}).get("params") or {}).items():
+            sweeps[key.lstrip("+~")] = count_sweep_values(value)
+        for override in hydra_cfg.get("overrides", {}).get("task", []):
+            key, _, value = override.partition("=")
+            sweeps[key.lstrip("+~")] = count_sweep_values(value)  # the command line wins
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, TypeError):
+        return None  # unreadable: the count of never-started jobs is unknown, not fatal
     return math.prod(sweeps.values())
 
 
+def _metric_sets_problem(value: Any, key: str) -> str | None:
+    """Why `value` is not a `{test set: {metric: number}}` mapping (with rank1 and mAP), or None."""
+    if not isinstance(value, dict):
+        return f"{key} is a {type(value).__name__}, expected a mapping of test sets"
+    for test_set, metrics in value.items():
+        if not isinstance(metrics, dict):
+            return f"{key}.{test_set} is a {type(metrics).__name__}, expected a mapping"
+        for metric in (*SHOWN, "rank5", "rank10", "mINP"):
+            number = metrics.get(metric)
+            if number is None and metric not in SHOWN:
+                continue
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                return f"{key}.{test_set}.{metric}={number!r}, expected a number"
+    return None
+
+
+def metrics_problem(payload: Any) -> str | None:
+    """Why a parsed metrics.json cannot go into the report (one phrase), or None when it can."""
+    if not isinstance(payload, dict):
+        return f"expected a JSON object, got a {type(payload).__name__}"
+    for key in ("cell", "stage"):
+        if key in payload and not isinstance(payload[key], str):
+            return f"{key}={payload[key]!r}, expected a string"
+    train_sets = payload.get("train_sets", [])
+    if not isinstance(train_sets, list) or not all(isinstance(t, str) for t in train_sets):
+        return f"train_sets={train_sets!r}, expected a list of names"
+    if "test_sets" in payload and (
+        problem := _metric_sets_problem(payload["test_sets"], "test_sets")
+    ):
+        return problem
+    variants = payload.get("variants") or {}
+    if not isinstance(variants, dict):
+        return f"variants is a {type(variants).__name__}, expected a mapping"
+    for name, per_set in variants.items():
+        if problem := _metric_sets_problem(per_set, f"variants.{name}"):
+            return problem
+    return None
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    """A job's metrics.json; InputError `<path>: corrupt metrics.json (<why>)` if it is unusable."""
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{path}: corrupt metrics.json ({error_summary(err)})") from err
+    if problem := metrics_problem(payload):
+        raise InputError(f"{path}: corrupt metrics.json ({problem})")
+    return payload
+
+
 def collect_jobs(multirun_dir: Path) -> StudyJobs:
-    """Every job folder (it holds .hydra/) under the sweep, with or without metrics.json."""
-    done, failed = [], []
+    """Every job folder (it holds .hydra/) under the sweep: finished, failed or corrupt."""
+    done, failed, corrupt = [], [], []
     job_dirs = sorted(
         (p.parent for p in multirun_dir.glob("*/.hydra")),
         key=lambda p: (int(p.name.split("_")[0]) if p.name.split("_")[0].isdigit() else 0, p.name),
@@ -92,14 +149,33 @@ def collect_jobs(multirun_dir: Path) -> StudyJobs:
     for job_dir in job_dirs:
         metrics_path = job_dir / "metrics.json"
         if metrics_path.is_file():
-            metrics = json.loads(metrics_path.read_text())
+            try:
+                metrics = read_metrics(metrics_path)
+            except InputError as err:
+                corrupt.append(str(err))
+                continue
             metrics["job"] = job_dir.name
             done.append(metrics)
         else:
             failed.append(job_dir.name)
     expected = expected_job_count(multirun_dir)
     missing = max(0, expected - len(job_dirs)) if expected is not None else 0
-    return StudyJobs(done, failed, missing)
+    return StudyJobs(done, failed, missing, corrupt)
+
+
+def _no_jobs_error(multirun_dir: Path, jobs: StudyJobs) -> InputError:
+    """The one-line error for a folder without a readable metrics.json."""
+    if jobs.corrupt:
+        return InputError(
+            f"{multirun_dir}: no readable metrics.json under it ({len(jobs.corrupt)} corrupt, "
+            f"the first: {jobs.corrupt[0]})"
+        )
+    expected = "expected a multirun folder holding <job>/.hydra/ and <job>/metrics.json"
+    if (multirun_dir / ".hydra").is_dir():
+        expected += "; this is one run's folder: pass the sweep folder above it"
+    elif jobs.failed:
+        expected += f"; its {len(jobs.failed)} job folder(s) have not finished"
+    return InputError(f"{multirun_dir}: no metrics.json found under it ({expected})")
 
 
 def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
@@ -182,10 +258,13 @@ def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
     out_dir = out_dir or multirun_dir
     jobs = collect_jobs(multirun_dir)
     if not jobs.done:
-        raise FileNotFoundError(
-            f"{multirun_dir}: no job folder with metrics.json (expected <sweep>/<job>/metrics.json)"
-        )
+        raise _no_jobs_error(multirun_dir, jobs)
     rows = build_rows(jobs.done)
+    if not rows:
+        raise InputError(
+            f"{multirun_dir}: no metrics.json under it holds test_sets "
+            "(expected jobs trained with run_test=true)"
+        )
     dataset_of = {name: name for job in jobs.done for name in job.get("test_sets", {})}
     records = table_records(rows, dataset_of)
     columns = list(records[0])
@@ -200,9 +279,10 @@ def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
         "|" + "---|" * len(columns),
     ]
     lines += ["| " + " | ".join(r[c] for c in columns) + " |" for r in records]
-    if jobs.failed or jobs.missing:
+    if jobs.failed or jobs.missing or jobs.corrupt:
         lines += ["", "## Missing or failed jobs", ""]
         lines += [f"- {name}: no metrics.json (failed or still running)" for name in jobs.failed]
+        lines += [f"- {problem}" for problem in jobs.corrupt]
         if jobs.missing:
             lines.append(f"- {jobs.missing} job(s) of the sweep never started")
     md_path = out_dir / "report.md"
@@ -254,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(
             f"{args.multirun_dir} is not a folder (expected a Hydra multirun sweep folder)"
         )
-    md_path = write_report(args.multirun_dir, args.out)
+    with one_line_errors():
+        md_path = write_report(args.multirun_dir, args.out)
     print(md_path.read_text())
     print(f"Wrote {md_path}, {md_path.with_suffix('.csv')}, {md_path.with_suffix('.png')}")
 

@@ -4,22 +4,36 @@ Identity = attributes (body proportions, clothing colours and textures, hair, ac
 each image adds nuisance that does not define identity (viewpoint, lighting and per-camera colour
 cast, background clutter, occlusion, scale/crop jitter, blur, JPEG quality). Deterministic from
 the seed. CLI: `python -m reidtricks.data.synthetic_generator --preset small --root data`.
+
+Images are staged in `.<name>.tmp<pid>` and renamed into place at the end. SIGTERM, SIGINT or an
+error stops the render pool and removes that folder; a later run removes the staging folders of
+processes that no longer exist (e.g. killed with SIGKILL).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import io
 import json
+import multiprocessing
 import os
+import re
 import shutil
+import signal
+import sys
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from reidtricks.errors import InputError, error_summary
 
 HEIGHT, WIDTH, NUM_CAMERAS = 128, 64, 6
 FORMAT_VERSION = 2
@@ -311,13 +325,111 @@ def manifest_key(preset: str, seed: int) -> dict:
     }
 
 
-def is_complete(out_dir: str | Path, preset: str, seed: int) -> bool:
-    """True when `out_dir` holds a finished dataset of this preset, seed and generator version."""
+def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
+    """The manifest of the dataset in `out_dir` (None without one); InputError when it is corrupt."""
     manifest = Path(out_dir) / MANIFEST
     if not manifest.is_file():
+        return None
+    expected = (
+        f"expected the JSON object a finished synthetic dataset ends with; "
+        f"delete {Path(out_dir)} to regenerate it"
+    )
+    try:
+        found = json.loads(manifest.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{manifest}: unreadable ({error_summary(err)}); {expected}") from err
+    if not isinstance(found, dict):
+        raise InputError(f"{manifest}: holds a JSON {type(found).__name__}; {expected}")
+    return found
+
+
+def is_complete(out_dir: str | Path, preset: str, seed: int) -> bool:
+    """True when `out_dir` holds a finished dataset of this preset, seed and generator version."""
+    found = read_manifest(out_dir)
+    if found is None:
         return False
-    found = json.loads(manifest.read_text())
     return all(found.get(k) == v for k, v in manifest_key(preset, seed).items())
+
+
+SPLITS = ("bounding_box_train", "query", "bounding_box_test")
+# `.<name>.tmp<pid>`: a dataset being written; `.<name>.old<pid>`: a replaced copy being deleted
+STAGING_NAME = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)(?P<pid>\d+)$")
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process `pid` exists (possibly another user's)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True
+    except (ProcessLookupError, OverflowError):
+        return False
+    return True
+
+
+def remove_stale_staging(parent: str | Path) -> list[Path]:
+    """Delete the staging folders in `parent` left by generators that no longer run; returns them.
+
+    Only folders named `.<name>.tmp<pid>` / `.<name>.old<pid>` holding a split folder or a
+    manifest count: anything else is not ours.
+    """
+    parent, removed = Path(parent), []
+    if not parent.is_dir():
+        return removed
+    for path in parent.iterdir():
+        match = STAGING_NAME.match(path.name)
+        if not match or not path.is_dir() or path.is_symlink() or pid_alive(int(match["pid"])):
+            continue
+        if any((path / split).is_dir() for split in SPLITS) or (path / MANIFEST).is_file():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Within: SIGTERM raises SystemExit(143), so `finally` blocks run (main thread, and only
+    where SIGTERM still has its default handler)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def terminate(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the cleanup finish
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _init_worker() -> None:
+    """A render worker: Ctrl-C is the parent's to handle; SIGTERM (Pool.terminate) ends it; and on
+    Linux it gets SIGTERM when its parent dies, even by SIGKILL."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+
+
+def _render_all(jobs: list[tuple[int, str, Job]], tmp: Path, workers: int) -> None:
+    """Render every job into `tmp`; a pool of `workers` processes for large sets."""
+    if len(jobs) < 2000 or workers == 1:
+        for rel, data in map(_render_job, jobs):
+            (tmp / rel).write_bytes(data)
+        return
+    # Leaving the `with` block (done, error, SIGTERM, Ctrl-C) terminates the workers.
+    with multiprocessing.Pool(workers, initializer=_init_worker) as pool:
+        for rel, data in pool.imap(_render_job, jobs, chunksize=128):
+            (tmp / rel).write_bytes(data)
 
 
 def generate_dataset(
@@ -329,32 +441,33 @@ def generate_dataset(
     a manifest is not ours and is left alone (error).
     """
     if preset not in PRESETS:
-        raise ValueError(f"synthetic preset={preset!r}: expected one of {sorted(PRESETS)}")
+        raise InputError(f"synthetic preset={preset!r}: expected one of {sorted(PRESETS)}")
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / MANIFEST).is_file():
         raise FileExistsError(
             f"{out_dir} exists but has no {MANIFEST}, so it is not a generated dataset; "
             "move it away or set paths.data_dir to another folder"
         )
+    read_manifest(out_dir)  # a corrupt manifest: stop here, naming it
     plan = plan_dataset(PRESETS[preset], seed)
     jobs = [(seed, split, job) for split, split_jobs in plan.items() for job in split_jobs]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out_dir.parent)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for split in plan:
-        (tmp / split).mkdir(parents=True)
     start = time.time()
     workers = min(workers or os.cpu_count() or 1, 8)
-    if len(jobs) < 2000 or workers == 1:
-        for rel, data in map(_render_job, jobs):
-            (tmp / rel).write_bytes(data)
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            for rel, data in pool.map(_render_job, jobs, chunksize=128):
-                (tmp / rel).write_bytes(data)
-    manifest = {**manifest_key(preset, seed), "files": {s: len(j) for s, j in plan.items()},
-                "seconds": round(time.time() - start, 1)}  # fmt: skip
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    with _sigterm_raises():
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            for split in plan:
+                (tmp / split).mkdir(parents=True)
+            _render_all(jobs, tmp, workers)
+            manifest = {**manifest_key(preset, seed), "files": {s: len(j) for s, j in plan.items()},
+                        "seconds": round(time.time() - start, 1)}  # fmt: skip
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        except BaseException:  # an error, SIGTERM or Ctrl-C: leave no staging folder behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     if is_complete(out_dir, preset, seed):  # another process finished first: keep its copy
         shutil.rmtree(tmp, ignore_errors=True)
         return out_dir
@@ -372,16 +485,26 @@ def generate_dataset(
 
 
 def main(argv: list[str] | None = None) -> None:
+    """CLI: generate (unless already there) and print the split statistics."""
+    from reidtricks.cli_errors import one_line_errors
     from reidtricks.data.datasets.synthetic import SyntheticReID
 
     parser = argparse.ArgumentParser(description="Generate a synthetic ReID dataset.")
     parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default="data", help="data folder (paths.data_dir)")
+    parser.add_argument("--workers", type=int, default=None, help="render processes (max 8)")
     args = parser.parse_args(argv)
     start = time.time()
     dataset = SyntheticReID(args.root, preset=args.preset, seed=args.seed)
-    splits = dataset.load()
+    try:
+        with one_line_errors():
+            if not dataset.is_complete():
+                generate_dataset(dataset.dataset_dir, args.preset, args.seed, workers=args.workers)
+            splits = dataset.load()
+    except KeyboardInterrupt:
+        print(f"error: interrupted; {dataset.dataset_dir} was not written", file=sys.stderr)
+        raise SystemExit(130) from None
     print(splits.statistics_table())
     print(f"{dataset.dataset_dir} ready in {time.time() - start:.1f} s")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from reidtricks.data.datasets.market1501 import read_market_style
 from reidtricks.data.splits import ReIDSplits
 from reidtricks.data.synthetic_generator import PRESETS, generate_dataset, is_complete
+from reidtricks.errors import InputError
 
 
 class SyntheticReID:
@@ -16,14 +17,16 @@ class SyntheticReID:
 
     def __init__(self, root: str | Path, preset: str = "tiny", seed: int = 0) -> None:
         if preset not in PRESETS:
-            raise ValueError(f"synthetic preset={preset!r}: expected one of {sorted(PRESETS)}")
+            raise InputError(f"synthetic preset={preset!r}: expected one of {sorted(PRESETS)}")
         self.root, self.preset, self.seed = str(root), preset, int(seed)
 
     @property
     def dataset_dir(self) -> Path:
+        """Where the dataset is (or will be) generated."""
         return Path(self.root) / f"synthetic-{self.preset}-seed{self.seed}"
 
     def is_complete(self) -> bool:
+        """A finished copy of this preset and seed is there (InputError: its manifest is corrupt)."""
         return is_complete(self.dataset_dir, self.preset, self.seed)
 
     def load(self) -> ReIDSplits:
