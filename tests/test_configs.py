@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from reidtricks.config import config_dir
 
 STAGES = ["baseline", "warmup", "rea", "label_smooth", "last_stride", "bnneck", "center_loss"]
-# What each stage must change relative to its predecessor (PAPER.md), besides `stage` itself.
+# What each stage must change relative to its predecessor (docs/METHOD.md), besides `stage` itself.
 OWN_KEYS = {
     "warmup": {"optim.warmup": True},
     "rea": {"data.transform.erasing_prob": 0.5},

@@ -21,6 +21,8 @@ from reidtricks.config import config_dir
 from reidtricks.data.sampler import PKBatchSampler
 from reidtricks.ddp import isolated_ddp_job, job_subprocess_command, patch_lightning_ddp_launcher
 
+pytestmark = pytest.mark.slow  # trains models: `make test` runs it, `make test-fast` does not
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -1,4 +1,4 @@
-"""Parameter groups and the warmup + multistep schedule against PAPER.md's numbers."""
+"""Parameter groups and the warmup + multistep schedule against the numbers of docs/METHOD.md."""
 
 from __future__ import annotations
 

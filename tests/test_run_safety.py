@@ -70,6 +70,7 @@ def tampered(path: Path, tmp_path: Path, edit) -> Path:
 
 
 # -- 1. a checkpoint is data ---------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["data.loader", "model", "data.test_sources.synthetic"])
 def test_evaluate_refuses_code_named_in_a_checkpoint(where, tiny_checkpoint, tmp_path):
     from reidtricks.evaluate import evaluate_checkpoint
@@ -96,6 +97,7 @@ def test_evaluate_refuses_code_named_in_a_checkpoint(where, tiny_checkpoint, tmp
     assert not (out / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_rebuilds_test_sets_from_fields_and_honours_data_dir(
     tiny_checkpoint, tiny_data_dir, tmp_path, monkeypatch
 ):
@@ -112,6 +114,7 @@ def test_evaluate_rebuilds_test_sets_from_fields_and_honours_data_dir(
     assert not (tmp_path / "moved-away").exists()  # nothing generated at the stored root
 
 
+@pytest.mark.slow
 def test_evaluate_cross_domain_form_with_data_override(tiny_checkpoint, tiny_data_dir, tmp_path):
     """`evaluate ckpt=... data=NAME` composes (it needs `seed`) and evaluates that data set."""
     from reidtricks.evaluate import evaluate_checkpoint
@@ -193,6 +196,7 @@ def test_two_runs_started_together_get_their_own_folders(tiny_data_dir, tmp_path
 
 
 # -- 4, 5. checkpoints every epoch, atomically ---------------------------------------------------
+@pytest.mark.slow
 def test_last_checkpoint_every_epoch_without_validation(tiny_data_dir, tmp_path):
     metrics = train(short_run(tiny_data_dir, tmp_path, "trainer.max_epochs=2", "run_test=false"))
     last = tmp_path / "checkpoints" / "last.ckpt"
@@ -201,6 +205,7 @@ def test_last_checkpoint_every_epoch_without_validation(tiny_data_dir, tmp_path)
     assert metrics["best_checkpoint"] is None
 
 
+@pytest.mark.slow
 def test_metrics_name_the_final_weights_checkpoint(tiny_data_dir, tmp_path):
     metrics = train(
         short_run(
@@ -232,6 +237,7 @@ def test_atomic_save_keeps_the_old_file_on_a_failed_write(tmp_path, monkeypatch)
 
 
 # -- 6, 7, 13. found at start-up, not after training --------------------------------------------
+@pytest.mark.slow
 def test_bad_eval_settings_fail_before_training(tiny_data_dir, tmp_path):
     for override, key in (("eval.metric=cosin", "eval.metric"), ("eval.protocol=duke", "eval.protocol"),
                           ("+eval_variants.x.k1=0", "eval_variants.x.k1"), ("optim.lr=abc", "optim.lr"),
@@ -262,12 +268,14 @@ def test_start_up_warnings(caplog):
     assert "1 of 2 training identities have fewer than K=4 images" in text
 
 
+@pytest.mark.slow
 def test_max_epochs_zero_warns(tiny_data_dir, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="reidtricks"):
         train(short_run(tiny_data_dir, tmp_path, "trainer.max_epochs=0", "run_test=false"))
     assert "trainer.max_epochs=0: no training epoch will run" in caplog.text
 
 
+@pytest.mark.slow
 def test_verify_images_names_a_corrupt_image(tiny_data_dir, tmp_path):
     import shutil
 
@@ -281,6 +289,7 @@ def test_verify_images_names_a_corrupt_image(tiny_data_dir, tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_divergence_stops_at_the_first_non_finite_loss(tiny_data_dir, tmp_path):
     cfg = short_run(tiny_data_dir, tmp_path, "trainer.max_epochs=3", "optim.lr=1e30")
     with pytest.raises(
@@ -290,6 +299,7 @@ def test_divergence_stops_at_the_first_non_finite_loss(tiny_data_dir, tmp_path):
 
 
 # -- 8. resume reaches the same weights ---------------------------------------------------------
+@pytest.mark.slow
 def test_resume_reaches_the_same_final_weights(tiny_data_dir, tmp_path):
     common = (
         "+trick=center_loss",

@@ -19,6 +19,8 @@ from reidtricks.config import config_dir
 from reidtricks.evaluation import evaluate
 from reidtricks.train import train
 
+pytestmark = pytest.mark.slow  # trains models: `make test` runs it, `make test-fast` does not
+
 STAGES = ["baseline", "warmup", "rea", "label_smooth", "last_stride", "bnneck", "center_loss"]
 
 

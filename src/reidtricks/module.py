@@ -49,7 +49,7 @@ class ReIDModule(pl.LightningModule):
     """Trains a ReIDNet with the combined BoT loss; evaluates every test set of the datamodule.
 
     Manual optimisation, because the center-loss centers have their own SGD that must see the
-    *unweighted* center-loss gradient while the network sees the weighted total (PAPER.md).
+    *unweighted* center-loss gradient while the network sees the weighted total (docs/METHOD.md, trick 6).
     """
 
     def __init__(

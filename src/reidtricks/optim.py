@@ -1,4 +1,4 @@
-"""Optimiser parameter groups and the warmup + multistep LR schedule (PAPER.md)."""
+"""Optimiser parameter groups and the warmup + multistep LR schedule (docs/METHOD.md, "Optimiser and LR schedule", trick 1)."""
 
 from __future__ import annotations
 

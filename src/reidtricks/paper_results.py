@@ -1,4 +1,4 @@
-"""Published numbers of Luo et al. (CVPR-W 2019), rank-1 / mAP in %, from PAPER.md."""
+"""Published numbers of Luo et al. (CVPR-W 2019), rank-1 / mAP in %, as listed in docs/METHOD.md."""
 
 from __future__ import annotations
 

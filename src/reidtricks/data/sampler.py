@@ -1,4 +1,4 @@
-"""P x K identity batch sampler (PAPER.md "Batches"), made rank-aware for DDP."""
+"""P x K identity batch sampler (docs/METHOD.md "P x K sampling"), made rank-aware for DDP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Train / test transforms of PAPER.md ("Input", trick 2): PIL image -> normalised tensor."""
+"""Train / test transforms of docs/METHOD.md ("Input pipeline", trick 2): PIL image -> normalised tensor."""
 
 from __future__ import annotations
 

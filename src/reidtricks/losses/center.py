@@ -1,4 +1,4 @@
-"""Center loss (Wen et al. 2016), PAPER.md trick 6: L_c = (1/B) sum_j |f_j - c_{y_j}|^2."""
+"""Center loss (Wen et al. 2016), docs/METHOD.md trick 6: L_c = (1/B) sum_j |f_j - c_{y_j}|^2."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Identity loss: cross-entropy with optional label smoothing (PAPER.md trick 3)."""
+"""Identity loss: cross-entropy with optional label smoothing (docs/METHOD.md trick 3)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from reidtricks.losses.precision import autocast_off
 
 
 def euclidean_distance_matrix(x: Tensor, y: Tensor) -> Tensor:
-    """sqrt(clamp(|x|^2 + |y|^2 - 2 x.y, min=1e-12)) between the rows of x and y, fp32 (PAPER.md)."""
+    """sqrt(clamp(|x|^2 + |y|^2 - 2 x.y, min=1e-12)) between the rows of x and y, fp32 (docs/METHOD.md)."""
     with autocast_off(x):
         x, y = x.float(), y.float()
         dist = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1, keepdim=True).t() - 2.0 * x @ y.t()

@@ -1,7 +1,7 @@
 """Backbones as feature extractors (B x 3 x H x W -> B x C x h x w) with a configurable last stride.
 
 Names: the torchvision ResNets ("resnet18" ... "resnet152") and "timm:<model>" for any timm model.
-last_stride=1 (PAPER.md trick 4: stride 1 in layer4, no dilation) works for the torchvision ResNets
+last_stride=1 (docs/METHOD.md trick 4: stride 1 in layer4, no dilation) works for the torchvision ResNets
 and for every timm model built on timm's `ResNet` class: resnet*, resnet*d/t, resnext*, seresnet*,
 seresnext*, ecaresnet*, wide_resnet*, resnetaa*/resnetblur*, resnetrs*, resnest*, skresnet*, ...
 It also works for timm's `EfficientNet` class (mobilenetv2_*, efficientnet_*, tf_efficientnet_*,

@@ -21,7 +21,9 @@ class ReIDOutput(NamedTuple):
 class ReIDNet(nn.Module):
     """Global-feature ReID model (global average pooling). neck="none": the standard baseline
     (classifier with bias on f_t); neck="bnneck": BatchNorm1d with its bias frozen at 0, then a
-    bias-free classifier on f_i. Classifier init N(0, 0.001), bias 0, as the authors' code."""
+    bias-free classifier on f_i. The classifier starts from N(0, 0.001) (bias 0) with either neck:
+    the authors' code does so only with the BNNeck and keeps PyTorch's default init without it
+    (docs/METHOD.md, "Network" and trick 5)."""
 
     def __init__(self, backbone: nn.Module, feat_dim: int, num_classes: int, neck: str = "none"):
         super().__init__()
@@ -36,7 +38,7 @@ class ReIDNet(nn.Module):
             self.bottleneck = nn.BatchNorm1d(feat_dim)
             nn.init.ones_(self.bottleneck.weight)
             nn.init.zeros_(self.bottleneck.bias)
-            self.bottleneck.bias.requires_grad_(False)  # shift frozen at 0 (PAPER.md)
+            self.bottleneck.bias.requires_grad_(False)  # shift frozen at 0 (docs/METHOD.md trick 5)
         self.classifier = nn.Linear(feat_dim, num_classes, bias=neck == "none")
         nn.init.normal_(self.classifier.weight, std=0.001)
         if self.classifier.bias is not None:
