@@ -197,3 +197,40 @@ def test_one_line_errors_keeps_the_traceback_on_request(monkeypatch, capsys):
         raise ValueError("data.sampler.p=0: expected >= 1")
     with pytest.raises(KeyError), one_line_errors():  # not an input error: untouched
         raise KeyError("bug")
+
+
+def test_eval_variants_come_from_one_feature_extraction(tiny_data_dir, tmp_path, monkeypatch):
+    """Every variant is scored from the features of one pass (the final validation, reused), and
+    equals what `evaluate` computes for the same checkpoint and settings from scratch."""
+    from reidtricks.evaluate import evaluate_checkpoint
+    from reidtricks.module import ReIDModule
+
+    calls = {"steps": 0}
+    real_step = ReIDModule._eval_step
+
+    def counting(self, batch, dataloader_idx):
+        calls["steps"] += 1
+        return real_step(self, batch, dataloader_idx)
+
+    monkeypatch.setattr(ReIDModule, "_eval_step", counting)
+    variants = {"rr": "{rerank: true}", "fl": "{flip: true}", "ft": "{feature: before_bn}"}
+    cfg = compose_cfg(
+        *tiny_overrides(tiny_data_dir, tmp_path),
+        "+trick=bnneck",
+        "trainer.max_epochs=1",
+        "trainer.check_val_every_n_epoch=1",
+        "++trainer.limit_train_batches=2",
+        *(f"+eval_variants.{name}={value}" for name, value in variants.items()),
+    )
+    metrics = train(cfg)
+    num_batches = -(-(18 + 73) // 64)  # tiny: 18 queries + 73 gallery images, batches of 64
+    assert calls["steps"] == num_batches  # the validation pass only: no re-extraction
+    ckpt = metrics["checkpoint"]
+    for name, overrides in (("rr", "eval.rerank=true"), ("fl", "eval.flip=true"),
+                            ("ft", "eval.feature=before_bn")):  # fmt: skip
+        alone = evaluate_checkpoint(
+            compose_evaluate(ckpt, tmp_path / name, overrides, "plot_queries=0")
+        )
+        got = metrics["variants"][name]["synthetic"]
+        for key in ("rank1", "mAP", "mINP"):
+            assert got[key] == pytest.approx(alone["test_sets"]["synthetic"][key], abs=1e-6)

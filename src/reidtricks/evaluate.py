@@ -77,11 +77,10 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     overrides = OmegaConf.to_container(cfg.eval, resolve=True)
     eval_cfg = {**spec.eval, **{k: v for k, v in overrides.items() if v is not None}}
     module = ReIDModule(net, num_classes=spec.net.num_classes, eval=eval_cfg)
-    module.keep_distances = bool(cfg.get("plot_queries", 0))
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     trainer.test(module, datamodule=datamodule, verbose=False)
-
-    per_set = {name: result.as_dict() for name, result in module.eval_results.items()}
+    scored = module.evaluate_cached(eval_cfg)
+    per_set = {name: result.as_dict() for name, (result, _) in scored.items()}
     metrics = {
         "checkpoint": str(cfg.ckpt),
         "stage": spec.stage,
@@ -96,7 +95,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         print_results_table(per_set, title=f"{cfg.ckpt}{rerank}")
         if cfg.get("plot_queries", 0):
             for test_set in datamodule.test_sets:
-                distmat = module.eval_distances[test_set.name]
+                distmat = scored[test_set.name][1].cpu()
                 png = output_dir / f"ranked_{test_set.name}.png"
                 plot_ranked_retrievals(distmat, test_set, png, num_queries=int(cfg.plot_queries))
                 print(f"Ranked retrievals: {png}")

@@ -12,12 +12,9 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 
 from reidtricks.errors import InputError
+from reidtricks.evaluation.collector import FeatureCollector, TestFeatures
 from reidtricks.evaluation.metrics import EvalResult
-from reidtricks.evaluation.retrieval import (
-    FEATURE_CHOICES,
-    deduplicate_by_index,
-    evaluate_features,
-)
+from reidtricks.evaluation.retrieval import FEATURE_CHOICES, evaluate_features
 from reidtricks.losses import CenterLoss, batch_hard_triplet_loss, cross_entropy_loss
 from reidtricks.models import ReIDNet, ReIDOutput
 from reidtricks.optim import build_lr_lambda, build_param_groups
@@ -33,6 +30,7 @@ DEFAULT_LOSS = {
     "center_weight": 0.0,
     "center_lr": 0.5,
 }
+METRIC_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 DEFAULT_EVAL = {"feature": "before_bn", "metric": "euclidean", "flip": False, "rerank": False}
 
 
@@ -59,6 +57,7 @@ class ReIDModule(pl.LightningModule):
         loss: Mapping[str, Any] | None = None,
         optim: Mapping[str, Any] | None = None,
         eval: Mapping[str, Any] | None = None,
+        eval_variants: Mapping[str, Mapping[str, Any]] | None = None,
         channels_last: bool = False,
         run_info: Mapping[str, Any] | None = None,
     ) -> None:
@@ -85,11 +84,13 @@ class ReIDModule(pl.LightningModule):
             )
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
-        self._eval_outputs: list[list[tuple[Tensor, ...]]] = []
-        self.eval_results: dict[str, EvalResult] = {}
-        self.keep_distances = False  # keep each test set's Q x G distances (for plots)
-        self.eval_distances: dict[str, Tensor] = {}
-        self.evaluated: tuple[str, int, dict] | None = None  # (stage, step, eval settings)
+        self.eval_variants = {
+            name: {**self.eval_cfg, **dict(overrides)}
+            for name, overrides in dict(eval_variants or {}).items()
+        }
+        self._collectors: list[FeatureCollector] = []
+        self.test_features: dict[str, TestFeatures] = {}  # last evaluation pass, per test set
+        self.features_step: int | None = None  # the global step those features come from
 
     # -- training ------------------------------------------------------------------------------
     def forward(self, images: Tensor) -> ReIDOutput:
@@ -220,49 +221,69 @@ class ReIDModule(pl.LightningModule):
             # checkpoint holds (without sync_batchnorm each rank keeps its own during training).
             for buffer in self.net.buffers():
                 torch.distributed.broadcast(buffer, src=0)
-        num_sets = len(self.trainer.datamodule.test_sets)
-        self._eval_outputs = [[] for _ in range(num_sets)]
+        with_flip = any(cfg.get("flip") for cfg in self.all_eval_cfgs().values())
+        self._collectors = [
+            FeatureCollector(with_flip).to(self.device) for _ in self.trainer.datamodule.test_sets
+        ]
 
+    @torch.no_grad()
     def _eval_step(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> None:
+        # f_t and f_i (and their mirrors when a variant flips) in one pass: every test-time
+        # variant is scored from these, without running the network again.
         images, pids, camids, indices = batch
-        feats = self.extract_features(images)
-        self._eval_outputs[dataloader_idx].append((indices, feats, pids, camids))
+        collector = self._collectors[dataloader_idx]
+        out = self(images)
+        feats = {"before_bn": out.feat_before_bn, "after_bn": out.feat_after_bn}
+        if collector.with_flip:
+            flipped = self(images.flip(dims=[3]))
+            feats |= {
+                "before_bn_flip": flipped.feat_before_bn,
+                "after_bn_flip": flipped.feat_after_bn,
+            }
+        collector.update(indices, pids, camids, **feats)
 
     def _eval_end(self, prefix: str) -> None:
         test_sets = self.trainer.datamodule.test_sets
-        for test_set, outputs in zip(test_sets, self._eval_outputs, strict=True):
-            if not outputs:  # e.g. limit_val_batches=0
+        self.test_features = {}
+        for test_set, collector in zip(test_sets, self._collectors, strict=True):
+            if collector.update_count == 0:  # e.g. limit_val_batches=0
                 continue
-            indices, feats, pids, camids = (
-                torch.cat(parts) for parts in zip(*outputs, strict=False)
+            # One process may see part of a test set (a debug run limiting the batches); under DDP
+            # every image must be there.
+            self.test_features[test_set.name] = collector.test_features(
+                test_set.num_query, len(test_set.items), allow_partial=self.trainer.world_size == 1
             )
-            expected = len(test_set.items)
-            if self.trainer.world_size > 1:
-                gathered = self.all_gather((indices, feats, pids, camids))
-                indices, feats, pids, camids = (g.flatten(0, 1) for g in gathered)
-            elif len(indices) < expected:  # a debug run that limits the batches
-                expected = None
-            if expected is None:
-                indices, feats, pids, camids = deduplicate_by_index(indices, feats, pids, camids)
-                num_query = int((indices < test_set.num_query).sum())
-            else:
-                indices, feats, pids, camids = deduplicate_by_index(
-                    indices, feats, pids, camids, expected=expected
-                )
-                num_query = test_set.num_query
-            self.evaluated = (prefix, self.global_step, dict(self.eval_cfg))
-            result, distmat = evaluate_features(feats, pids, camids, num_query, self.eval_cfg)
-            self.eval_results[test_set.name] = result
-            if self.keep_distances:
-                self.eval_distances[test_set.name] = distmat.cpu()
-            metrics = result.as_dict()
+        self.features_step = self.global_step
+        results = self.evaluate_cached(self.eval_cfg)
+        for test_set in test_sets:
+            if test_set.name not in results:
+                continue
+            metrics = results[test_set.name][0].as_dict()
             first = test_set is test_sets[0]
-            for key in ("rank1", "rank5", "rank10", "mAP", "mINP"):
+            for key in METRIC_KEYS:
                 value = float(metrics[key])
                 self.log(f"{prefix}/{test_set.name}/{key}", value, sync_dist=False)
                 if first:  # the first test set drives checkpointing and the progress bar
                     self.log(f"{prefix}/{key}", value, prog_bar=key in ("rank1", "mAP"))
-        self._eval_outputs = []
+        self._collectors = []
+
+    def all_eval_cfgs(self) -> dict[str, dict[str, Any]]:
+        """The default test-time settings ("" key) and every named variant, merged over them."""
+        return {"": self.eval_cfg, **self.eval_variants}
+
+    def evaluate_cached(self, eval_cfg: Mapping[str, Any]) -> dict[str, tuple[EvalResult, Tensor]]:
+        """(result, Q x G distances) per test set for these settings, from the features of the
+        last evaluation pass (`features_step` tells which training step they come from)."""
+        return {
+            name: evaluate_features(
+                gathered.select(eval_cfg),
+                gathered.pids,
+                gathered.camids,
+                gathered.num_query,
+                eval_cfg,
+            )
+            for name, gathered in self.test_features.items()
+        }
 
     def on_validation_epoch_start(self) -> None:
         self._eval_start()

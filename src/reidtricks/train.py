@@ -57,12 +57,17 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
 
 def test_final_weights(
     trainer: pl.Trainer, module: ReIDModule, datamodule: pl.LightningDataModule
-) -> dict[str, dict[str, float]]:
-    """Evaluate the module's current weights on every test set (a validation of these very
-    weights with the same settings, run at the end of the last epoch, is reused)."""
-    if module.evaluated != ("val", trainer.global_step, module.eval_cfg):
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Every test set scored with the default settings ("") and each eval variant, from one
+    feature extraction of the final weights (a validation at the last step is reused)."""
+    if module.features_step != trainer.global_step or not module.test_features:
         trainer.test(module, datamodule=datamodule, verbose=False)
-    return {name: result.as_dict() for name, result in module.eval_results.items()}
+    return {
+        variant: {
+            name: result.as_dict() for name, (result, _) in module.evaluate_cached(cfg).items()
+        }
+        for variant, cfg in module.all_eval_cfgs().items()
+    }
 
 
 def write_training_curves(trainer: pl.Trainer, output_dir: Path) -> None:
@@ -108,6 +113,9 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         loss=OmegaConf.to_container(cfg.loss, resolve=True),
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
         eval=OmegaConf.to_container(cfg.eval, resolve=True),
+        eval_variants=OmegaConf.to_container(cfg.eval_variants, resolve=True)
+        if cfg.get("eval_variants")
+        else {},
         channels_last=bool(cfg.get("channels_last", False)),
         run_info=run_info,
     )
@@ -132,7 +140,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         "resumed_from": str(resume_path) if resume_path else None,
     }
     if cfg.get("run_test", True):
-        per_set = test_final_weights(trainer, module, datamodule)
+        per_variant = test_final_weights(trainer, module, datamodule)
+        per_set = per_variant.pop("")
         # The final weights, as last.ckpt holds them (written at the end of the last epoch).
         last = callbacks[1].path
         metrics["checkpoint"] = str(last) if last.is_file() else None
@@ -140,12 +149,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         metrics.update({"dataset": next(iter(per_set)), **{k: first[k] for k in METRIC_KEYS}})
         metrics["test_sets"] = per_set
         # Other test-time settings of the same weights (re-ranking, BNNeck feature x metric).
-        base_eval = dict(module.eval_cfg)
-        metrics["variants"] = {}
-        for name, overrides in (cfg.get("eval_variants") or {}).items():
-            module.eval_cfg = {**base_eval, **OmegaConf.to_container(overrides, resolve=True)}
-            metrics["variants"][name] = test_final_weights(trainer, module, datamodule)
-        module.eval_cfg = base_eval
+        metrics["variants"] = per_variant
     metrics["wall_time_s"] = round(time.time() - start, 1)
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
