@@ -9,7 +9,6 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from torch import Tensor
-from torch.optim.lr_scheduler import LambdaLR
 
 from reidtricks.errors import InputError
 from reidtricks.evaluation.collector import FeatureCollector, TestFeatures
@@ -17,7 +16,7 @@ from reidtricks.evaluation.metrics import EvalResult
 from reidtricks.evaluation.retrieval import FEATURE_CHOICES, evaluate_features
 from reidtricks.losses import CenterLoss, batch_hard_triplet_loss, cross_entropy_loss
 from reidtricks.models import ReIDNet, ReIDOutput
-from reidtricks.optim import build_lr_lambda, build_param_groups
+from reidtricks.optim import build_lr_scheduler, build_param_groups
 from reidtricks.rng import collect_rng_states, restore_rng_states
 
 DEFAULT_LOSS = {
@@ -193,13 +192,13 @@ class ReIDModule(pl.LightningModule):
         if isinstance(factory, Mapping):
             factory = instantiate(factory)
         optimizer = factory(groups, lr=lr)
-        lr_lambda = build_lr_lambda(
+        scheduler = build_lr_scheduler(
+            optimizer,
             milestones=cfg.get("milestones", (40, 70)),
             gamma=float(cfg.get("gamma", 0.1)),
             warmup_epochs=int(cfg.get("warmup_epochs", 10)) if cfg.get("warmup") else 0,
             warmup_start_factor=float(cfg.get("warmup_start_factor", 0.01)),
         )
-        scheduler = LambdaLR(optimizer, lr_lambda=lr_lambda)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Sequence
-from functools import partial
 
 from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import ChainedScheduler, LinearLR, LRScheduler, MultiStepLR
+
+from reidtricks.errors import InputError
 
 
 def build_param_groups(
@@ -34,43 +36,34 @@ def build_param_groups(
     return [group for group in groups if group["params"]]
 
 
-def warmup_multistep_factor(
-    epoch: int,
+def build_lr_scheduler(
+    optimizer: Optimizer,
     milestones: Sequence[int] = (40, 70),
     gamma: float = 0.1,
     warmup_epochs: int = 0,
     warmup_start_factor: float = 0.01,
-) -> float:
-    """Factor of the base LR at a 0-based epoch: gamma ** (milestones <= epoch), times the linear
-    warmup start + (1 - start) * epoch / warmup_epochs while epoch < warmup_epochs (authors' code).
+) -> LRScheduler:
+    """The paper's schedule, stepped once per epoch: LR x gamma at each milestone epoch, and with
+    warmup_epochs > 0 a linear warmup from warmup_start_factor x LR that reaches 1x at
+    warmup_epochs (torch's LinearLR chained with MultiStepLR: the authors' formula to 1e-15).
 
     Base 3.5e-4, warmup 10: 3.5e-6 at 0, 3.815e-5 at 1, 3.5e-4 from 10, 3.5e-5 from 40, 3.5e-6 from 70.
+    Checks the settings once, with one-line errors naming the key.
     """
-    factor = gamma ** bisect_right(sorted(milestones), epoch)
-    if epoch < warmup_epochs:
-        factor *= warmup_start_factor + (1.0 - warmup_start_factor) * epoch / warmup_epochs
-    return factor
-
-
-def build_lr_lambda(
-    milestones: Sequence[int] = (40, 70),
-    gamma: float = 0.1,
-    warmup_epochs: int = 0,
-    warmup_start_factor: float = 0.01,
-) -> partial[float]:
-    """`warmup_multistep_factor` with its settings bound: a picklable `lr_lambda` for LambdaLR
-    (stepped once per epoch). Checks the settings once, with one-line errors naming the key."""
-    milestones = tuple(int(m) for m in milestones)
-    if list(milestones) != sorted(milestones):
-        raise ValueError(f"optim.milestones={list(milestones)}: expected increasing epochs")
+    milestones = [int(m) for m in milestones]
+    if milestones != sorted(milestones):
+        raise InputError(f"optim.milestones={milestones}: expected increasing epochs")
     if warmup_epochs < 0:
-        raise ValueError(f"optim.warmup_epochs={warmup_epochs}: expected >= 0")
-    if not 0.0 <= warmup_start_factor <= 1.0:
-        raise ValueError(f"optim.warmup_start_factor={warmup_start_factor}: expected in [0, 1]")
-    return partial(
-        warmup_multistep_factor,
-        milestones=milestones,
-        gamma=float(gamma),
-        warmup_epochs=int(warmup_epochs),
-        warmup_start_factor=float(warmup_start_factor),
+        raise InputError(f"optim.warmup_epochs={warmup_epochs}: expected >= 0")
+    if not 0.0 < warmup_start_factor <= 1.0:
+        raise InputError(f"optim.warmup_start_factor={warmup_start_factor}: expected in (0, 1]")
+    steps = MultiStepLR(optimizer, milestones=milestones, gamma=float(gamma))
+    if warmup_epochs == 0:
+        return steps
+    warmup = LinearLR(
+        optimizer,
+        start_factor=float(warmup_start_factor),
+        end_factor=1.0,
+        total_iters=warmup_epochs,
     )
+    return ChainedScheduler([warmup, steps])
