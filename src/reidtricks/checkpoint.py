@@ -39,6 +39,8 @@ KNOWN_TARGETS = frozenset(
         "torch.optim.AdamW",
         "torch.optim.SGD",
         "pytorch_lightning.Trainer",
+        "pytorch_lightning.callbacks.ModelCheckpoint",
+        "reidtricks.run_safety.LastCheckpoint",
         "pytorch_lightning.loggers.CSVLogger",
         "pytorch_lightning.loggers.TensorBoardLogger",
     }

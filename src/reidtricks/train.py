@@ -20,6 +20,7 @@ from reidtricks import __version__
 from reidtricks.cli_errors import one_line_errors
 from reidtricks.config import config_dir
 from reidtricks.ddp import isolated_ddp_job, patch_lightning_ddp_launcher
+from reidtricks.errors import InputError
 from reidtricks.module import ReIDModule
 from reidtricks.plots import plot_training_curves
 from reidtricks.reporting import print_results_table
@@ -35,20 +36,17 @@ from reidtricks.startup_checks import check_before_training, check_numbers
 METRIC_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 
 
-def build_callbacks(output_dir: Path, every_n_epochs: int = 1) -> list[pl.Callback]:
-    """The best checkpoint by validation mAP of the first test set, and last.ckpt (the latest
-    weights) at the end of every `every_n_epochs`-th epoch and of the last epoch."""
-    return [
-        ModelCheckpoint(
-            dirpath=output_dir / "checkpoints",
-            filename="best-epoch{epoch:03d}-mAP{val/mAP:.4f}",
-            monitor="val/mAP",
-            mode="max",
-            save_top_k=1,
-            auto_insert_metric_name=False,
-        ),
-        LastCheckpoint(output_dir / "checkpoints", every_n_epochs),
-    ]
+def build_callbacks(cfg: DictConfig) -> tuple[list[pl.Callback], ModelCheckpoint, LastCheckpoint]:
+    """The callbacks of conf/callbacks, and among them the best-mAP and last checkpoints."""
+    callbacks = [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values()]
+    best = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+    last = next((c for c in callbacks if isinstance(c, LastCheckpoint)), None)
+    if best is None or last is None:
+        raise InputError(
+            "callbacks: expected a ModelCheckpoint (best) and a LastCheckpoint (last), as in "
+            "conf/callbacks/default.yaml"
+        )
+    return callbacks, best, last
 
 
 def build_loggers(cfg: DictConfig) -> list[Any]:
@@ -119,7 +117,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         channels_last=bool(cfg.get("channels_last", False)),
         run_info=run_info,
     )
-    callbacks = build_callbacks(output_dir, int(cfg.checkpoint.every_n_epochs))
+    callbacks, best, last = build_callbacks(cfg)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
         callbacks=callbacks,
@@ -136,15 +134,14 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         "seed": int(cfg.seed),
         "train_sets": list(cfg.data.train_sources),
         "epochs": trainer.current_epoch,
-        "best_checkpoint": callbacks[0].best_model_path or None,
+        "best_checkpoint": best.best_model_path or None,
         "resumed_from": str(resume_path) if resume_path else None,
     }
     if cfg.get("run_test", True):
         per_variant = test_final_weights(trainer, module, datamodule)
         per_set = per_variant.pop("")
         # The final weights, as last.ckpt holds them (written at the end of the last epoch).
-        last = callbacks[1].path
-        metrics["checkpoint"] = str(last) if last.is_file() else None
+        metrics["checkpoint"] = str(last.path) if last.path.is_file() else None
         first = next(iter(per_set.values()))
         metrics.update({"dataset": next(iter(per_set)), **{k: first[k] for k in METRIC_KEYS}})
         metrics["test_sets"] = per_set
