@@ -231,7 +231,7 @@ def _delta(row: Row, prev: Row | None, key: str) -> tuple[str, bool | None]:
     return f"{100 * delta:+.1f}{' ~' if within else ''}", within
 
 
-def table_records(rows: Sequence[Row], dataset_of: dict[str, str]) -> list[dict[str, str]]:
+def table_records(rows: Sequence[Row]) -> list[dict[str, str]]:
     """One dict per row with the columns of the markdown/CSV table."""
     records, prev_by_set = [], {}
     cross_domain = not all(r.in_domain for r in rows)
@@ -244,7 +244,7 @@ def table_records(rows: Sequence[Row], dataset_of: dict[str, str]) -> list[dict[
         for key in SHOWN:
             record[key] = _mean_std(row, key)
             record[f"Δ {key}"] = _delta(row, prev, key)[0]
-        paper = published(dataset_of.get(row.test_set, row.test_set), row.name)
+        paper = published(row.test_set, row.name)
         record["paper R1/mAP"] = (
             f"{paper[0]:.1f} / {paper[1]:.1f}" if paper and row.in_domain else ""
         )
@@ -265,8 +265,7 @@ def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
             f"{multirun_dir}: no metrics.json under it holds test_sets "
             "(expected jobs trained with run_test=true)"
         )
-    dataset_of = {name: name for job in jobs.done for name in job.get("test_sets", {})}
-    records = table_records(rows, dataset_of)
+    records = table_records(rows)
     columns = list(records[0])
 
     lines = [f"# Study report: {multirun_dir}", ""]

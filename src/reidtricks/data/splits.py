@@ -27,10 +27,6 @@ class ReIDSplits:
     def num_train_pids(self) -> int:
         return len({pid for _, pid, _ in self.train})
 
-    @property
-    def num_train_cams(self) -> int:
-        return len({cam for _, _, cam in self.train})
-
     def statistics_table(self) -> str:
         """Per split: identities, images, cameras, as a plain text table."""
         lines = [

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reidtricks.data.datasets.market1501 import MARKET_SPLIT_DIRS, read_market_style
-from reidtricks.data.datasets.market_naming import find_dataset_dir
+from reidtricks.data.datasets.market_naming import (
+    MARKET_SPLIT_DIRS,
+    find_dataset_dir,
+    read_market_style,
+)
 from reidtricks.data.splits import ReIDSplits
 
 

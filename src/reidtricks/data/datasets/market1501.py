@@ -4,26 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reidtricks.data.datasets.market_naming import find_dataset_dir, read_market_folder
-from reidtricks.data.splits import ReIDSplits, relabel
-
-MARKET_SPLIT_DIRS = ("bounding_box_train", "query", "bounding_box_test")
-
-
-def read_market_style(
-    name: str,
-    folder: Path,
-    train_dir: str = "bounding_box_train",
-    query_dir: str = "query",
-    gallery_dir: str = "bounding_box_test",
-) -> ReIDSplits:
-    """Parse three Market-style folders: junk (pid -1) dropped, distractors (pid 0) kept."""
-    return ReIDSplits(
-        name=name,
-        train=relabel(read_market_folder(folder / train_dir)),
-        query=read_market_folder(folder / query_dir),
-        gallery=read_market_folder(folder / gallery_dir),
-    )
+from reidtricks.data.datasets.market_naming import (
+    MARKET_SPLIT_DIRS,
+    find_dataset_dir,
+    read_market_style,
+)
+from reidtricks.data.splits import ReIDSplits
 
 
 class Market1501:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from reidtricks.data.splits import ReIDItem
+from reidtricks.data.splits import ReIDItem, ReIDSplits, relabel
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _NAME = re.compile(r"^(-?\d+)_c(\d+)")
@@ -58,4 +58,23 @@ def find_dataset_dir(
     raise FileNotFoundError(
         f"dataset not found: tried {', '.join(str(p) for p in tried)}; expected {layout} "
         "(set paths.data_dir=/path/to/datasets)"
+    )
+
+
+MARKET_SPLIT_DIRS = ("bounding_box_train", "query", "bounding_box_test")
+
+
+def read_market_style(
+    name: str,
+    folder: Path,
+    train_dir: str = "bounding_box_train",
+    query_dir: str = "query",
+    gallery_dir: str = "bounding_box_test",
+) -> ReIDSplits:
+    """Parse three Market-style folders: junk (pid -1) dropped, distractors (pid 0) kept."""
+    return ReIDSplits(
+        name=name,
+        train=relabel(read_market_folder(folder / train_dir)),
+        query=read_market_folder(folder / query_dir),
+        gallery=read_market_folder(folder / gallery_dir),
     )

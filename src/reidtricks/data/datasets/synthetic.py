@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reidtricks.data.datasets.market1501 import read_market_style
+from reidtricks.data.datasets.market_naming import read_market_style
 from reidtricks.data.splits import ReIDSplits
 from reidtricks.data.synthetic_generator import PRESETS, generate_dataset, is_complete
 from reidtricks.errors import InputError
