@@ -51,6 +51,30 @@ def plot_ranked_retrievals(
     return out_png
 
 
+def plot_query_strip(
+    query: str,
+    matches: Sequence[tuple[str, float]],
+    out_png: Path,
+    query_title: str = "query",
+    colors: Sequence[str] | None = None,
+) -> Path:
+    """One query and its ranked matches (path, distance) in a row, for searches outside a test
+    set; frame colours per match (default grey: identities unknown)."""
+    colors = list(colors) if colors is not None else ["grey"] * len(matches)
+    fig, axes = plt.subplots(1, len(matches) + 1, figsize=(1.1 * (len(matches) + 1), 2.4))
+    axes = np.atleast_1d(axes)
+    _show(axes[0], query, "black", query_title)
+    for rank, (ax, (path, dist), color) in enumerate(
+        zip(axes[1:], matches, colors, strict=True), start=1
+    ):
+        _show(ax, path, color, f"#{rank}\n{dist:.3f}")
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=80)
+    plt.close(fig)
+    return out_png
+
+
 def _show(ax: plt.Axes, path: str, color: str, title: str) -> None:
     with Image.open(path) as img:
         ax.imshow(img.convert("RGB"))
