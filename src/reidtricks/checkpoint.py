@@ -137,11 +137,15 @@ def checkpoint_spec(checkpoint: Mapping[str, Any], source: str = "checkpoint") -
     info = checkpoint["reidtricks"]
     config = info.get("config")
     if not isinstance(config, Mapping) or not isinstance(config.get("model"), Mapping):
-        raise InputError(f"{source}: the checkpoint holds no model config (reidtricks.config.model)")
+        raise InputError(
+            f"{source}: the checkpoint holds no model config (reidtricks.config.model)"
+        )
     reject_foreign_targets(config, source)
     model = config["model"]
     if model.get("_target_") != NET_TARGET:
-        raise InputError(f"{source}: model._target_={model.get('_target_')!r}, expected {NET_TARGET}")
+        raise InputError(
+            f"{source}: model._target_={model.get('_target_')!r}, expected {NET_TARGET}"
+        )
     net = NetSpec(
         backbone=_field(model, "backbone", str, source),
         last_stride=int(_field(model, "last_stride", int, source)),
