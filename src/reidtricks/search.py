@@ -17,7 +17,6 @@ import torch
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
-from torch import Tensor
 
 from reidtricks.cli_errors import one_line_errors
 from reidtricks.config import config_dir
@@ -34,21 +33,6 @@ from reidtricks.inference import (
     market_ids,
 )
 from reidtricks.plots import plot_query_strip
-
-
-def search_distances(
-    qf: Tensor,
-    gf: Tensor,
-    metric: str = "euclidean",
-    rerank: bool = False,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
-) -> Tensor:
-    """Q x G distances exactly as `evaluate` computes them (`query_gallery_distances`)."""
-    if metric not in METRICS:
-        raise InputError(f"metric={metric!r}: expected one of {METRICS}")
-    return query_gallery_distances(qf, gf, metric, rerank, k1, k2, lambda_value)
 
 
 # -- gallery feature cache -------------------------------------------------------------------------
@@ -158,7 +142,9 @@ def search_gallery(cfg: DictConfig) -> dict[str, Any]:
         raise InputError("no readable query or gallery image left to search with")
     evaluated = extractor.spec.eval if extractor.spec else {}
     rerank = bool(cfg.rerank)
-    dist = search_distances(
+    if metric not in METRICS:
+        raise InputError(f"metric={metric!r}: expected one of {METRICS}")
+    dist = query_gallery_distances(
         query.features,
         gallery.features,
         metric,
