@@ -110,6 +110,8 @@ def test_trick_overrides_win_over_an_experiment():
         ("batch_size", {"data.sampler"}),
         ("image_size", {"data.transform"}),
         ("backbones", {"model"}),
+        ("ablation_cuhk03", {"+trick"}),
+        ("bnneck_metrics_cuhk03", set()),
     ],
 )
 def test_studies_compose(experiment, sweep_keys):
@@ -141,3 +143,17 @@ def test_slurm_launcher_composes():
 def test_ddp_cpu_trainer_uses_gloo():
     cfg = compose_train("trainer=ddp_cpu")
     assert cfg.trainer.strategy.process_group_backend == "gloo" and cfg.trainer.devices == 2
+
+
+@pytest.mark.parametrize("experiment", ["cuhk03_cpu", "ablation_cuhk03", "bnneck_metrics_cuhk03"])
+def test_real_image_experiments_use_imagenet_mobilenetv2_on_cuhk03(experiment):
+    cfg = compose_train(f"experiment={experiment}", hydra_cfg=True)
+    assert cfg.model.backbone == "timm:mobilenetv2_100"
+    assert cfg.model.pretrained_path.endswith("mobilenetv2_100.pt")
+    assert cfg.data.train_sources.cuhk03.variant == "labeled"
+    assert (cfg.data.transform.height, cfg.data.transform.width) == (128, 64)
+    # The paper's schedule shape scaled from 120 to 12 epochs.
+    assert (cfg.trainer.max_epochs, list(cfg.optim.milestones)) == (12, [4, 7])
+    if experiment != "cuhk03_cpu":  # the studies: two 1-thread jobs at a time
+        assert cfg.threads == 1 and cfg.data.loader.num_workers == 0
+        assert cfg.hydra.launcher.n_jobs == 2
