@@ -157,7 +157,7 @@ def test_resume_refuses_urls_and_pickled_files(tmp_path):
 
 
 # -- 3. one run per folder -----------------------------------------------------------------------
-def test_run_folder_claim(tmp_path):
+def test_run_folder_claim(tmp_path, monkeypatch):
     with claimed_run_dir(tmp_path):
         (tmp_path / ".run.lock").write_text("1")  # pid 1 is alive: another live run
         with pytest.raises(InputError, match="is in use by another run"), claimed_run_dir(tmp_path):
@@ -167,6 +167,11 @@ def test_run_folder_claim(tmp_path):
     (tmp_path / ".run.lock").write_text("999999999")  # a dead run's lock is taken over
     with claimed_run_dir(tmp_path):
         assert (tmp_path / ".run.lock").read_text() == str(os.getpid())
+        # A DDP rank > 0 runs in rank 0's folder: it neither takes nor fails on the lock.
+        monkeypatch.setenv("LOCAL_RANK", "1")
+        with claimed_run_dir(tmp_path):
+            assert (tmp_path / ".run.lock").read_text() == str(os.getpid())
+        monkeypatch.delenv("LOCAL_RANK")
 
 
 @pytest.mark.slow

@@ -83,12 +83,24 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _is_secondary_rank() -> bool:
+    """A DDP process other than global rank 0 (Lightning, torchrun and SLURM set these)."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value) > 0
+    return False
+
+
 @contextlib.contextmanager
 def claimed_run_dir(output_dir: str | Path) -> Iterator[Path]:
     """Hold `output_dir` for this run: a second live run in the same folder fails with one line
     instead of overwriting its metrics and checkpoints. A lock left by a dead process is taken."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if _is_secondary_rank():  # DDP ranks > 0 share the folder of rank 0, which holds it
+        yield output_dir
+        return
     lock = output_dir / LOCK_NAME
     for _ in range(2):
         try:
