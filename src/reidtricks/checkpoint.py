@@ -29,21 +29,10 @@ DATASET_CLASSES = {
         datasets.SyntheticReID,
     )
 }
-# Every `_target_` a reidtricks training run stores in its config; anything else is refused.
+# The `_target_`s that the model and data configs of a reidtricks run hold; anything else there is
+# refused. (The rest of the stored config, trainer, loggers, callbacks, is never read back.)
 KNOWN_TARGETS = frozenset(
-    {
-        NET_TARGET,
-        "reidtricks.data.datamodule.ReIDDataModule",
-        *DATASET_CLASSES,
-        "torch.optim.Adam",
-        "torch.optim.AdamW",
-        "torch.optim.SGD",
-        "pytorch_lightning.Trainer",
-        "pytorch_lightning.callbacks.ModelCheckpoint",
-        "reidtricks.run_safety.LastCheckpoint",
-        "pytorch_lightning.loggers.CSVLogger",
-        "pytorch_lightning.loggers.TensorBoardLogger",
-    }
+    {NET_TARGET, "reidtricks.data.datamodule.ReIDDataModule", *DATASET_CLASSES}
 )
 Scalar = (str, int, float, bool, type(None))
 
@@ -140,7 +129,8 @@ def checkpoint_spec(checkpoint: Mapping[str, Any], source: str = "checkpoint") -
         raise InputError(
             f"{source}: the checkpoint holds no model config (reidtricks.config.model)"
         )
-    reject_foreign_targets(config, source)
+    for part in ("model", "data"):  # the parts evaluation and inference rebuild from
+        reject_foreign_targets(config.get(part), source, part)
     model = config["model"]
     if model.get("_target_") != NET_TARGET:
         raise InputError(
