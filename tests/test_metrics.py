@@ -1,4 +1,5 @@
-"""evaluate() against a per-query brute force, hand-worked numbers and the CUHK03 expectation."""
+"""evaluate() against the per-query reference (tests/reference.py), hand-worked numbers and the
+CUHK03 expectation."""
 
 from __future__ import annotations
 
@@ -7,26 +8,10 @@ import pytest
 import torch
 
 import reidtricks.evaluation.metrics as metrics
+from reference import evaluate_per_query
 from reidtricks.evaluation import EvalResult, evaluate
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-def brute_force(dist, q_pids, g_pids, q_cams, g_cams, max_rank):
-    """Per query: stable argsort, drop same id + same camera, read ranks of the correct matches."""
-    cmcs, aps, inps = [], [], []
-    for i in range(len(q_pids)):
-        order = np.argsort(dist[i], kind="stable")
-        keep = ~((g_pids[order] == q_pids[i]) & (g_cams[order] == q_cams[i]))
-        match = g_pids[order][keep] == q_pids[i]
-        if not match.any():
-            continue
-        ranks = np.flatnonzero(match) + 1
-        cmc = (np.arange(1, max_rank + 1) >= ranks[0]).astype(float)
-        cmcs.append(cmc)
-        aps.append(np.mean(np.arange(1, len(ranks) + 1) / ranks))
-        inps.append(len(ranks) / ranks[-1])
-    return np.mean(cmcs, 0), float(np.mean(aps)), float(np.mean(inps)), len(aps)
 
 
 def random_case(rng, num_q, num_g, num_ids, num_cams, tie_levels=None, distractors=0.0):
@@ -63,11 +48,83 @@ CASES = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_matches_brute_force(name, seed):
+def test_matches_reference(name, seed):
     rng = np.random.default_rng(seed)
     case = random_case(rng, **CASES[name])
     chunk = int(rng.integers(1, 20))
-    check(evaluate(*case, max_rank=20, chunk_size=chunk), brute_force(*case, 20), 20)
+    check(evaluate(*case, max_rank=20, chunk_size=chunk), evaluate_per_query(*case, 20), 20)
+
+
+# Noise per feature kind: identity centres + noise, rank-1 / mAP about 1.0 / 0.87 (good),
+# 0.6 / 0.3 (medium) and chance (random: the noise swamps the centres).
+KINDS = {"good": 0.9, "medium": 1.5, "random": 100.0}
+
+
+def feature_case(rng, kind, ties=False, num_q=60, num_g=400, num_ids=25, num_cams=4, dim=32):
+    """Euclidean distances of clustered features; `ties` rounds them onto a coarse grid."""
+    centres = rng.standard_normal((num_ids + 1, dim))
+    q_pids = rng.integers(1, num_ids + 1, num_q)
+    g_pids = rng.integers(0, num_ids + 1, num_g)  # pid 0: distractors
+    q_cams, g_cams = rng.integers(0, num_cams, num_q), rng.integers(0, num_cams, num_g)
+    qf = centres[q_pids] + KINDS[kind] * rng.standard_normal((num_q, dim))
+    gf = centres[g_pids] + KINDS[kind] * rng.standard_normal((num_g, dim))
+    dist = np.sqrt(((qf[:, None] - gf[None]) ** 2).sum(-1))
+    if ties:  # ~40 levels per median distance: many matches tie with other images
+        step = np.median(dist) / 40
+        dist = np.round(dist / step) * step
+    return dist.astype(np.float32), q_pids, g_pids, q_cams, g_cams
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_feature_kinds_match_reference(kind, ties, seed):
+    rng = np.random.default_rng(seed)
+    case = feature_case(rng, kind, ties)
+    expected = evaluate_per_query(*case, 20)
+    low, high = {"good": (0.75, 1.0), "medium": (0.2, 0.45), "random": (0.0, 0.1)}[kind]
+    assert low <= expected[1] <= high  # the kind is what it says
+    if ties:
+        assert len(np.unique(case[0])) < case[0].size / 100
+    before = torch.get_num_threads()
+    for chunk, threads in ((None, None), (7, 1), (3, 2)):
+        check(evaluate(*case, max_rank=20, chunk_size=chunk, threads=threads), expected, 20)
+    assert torch.get_num_threads() == before  # one thread per worker only during the call
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_coarse_bins_compare_more_images_exactly(kind, monkeypatch):
+    """With 4 bins per row nearly every image shares a bin with a match: the exact pass."""
+    case = feature_case(np.random.default_rng(3), kind, ties=True)
+    monkeypatch.setattr(metrics, "_IMAGES_PER_BIN", 10**6)
+    check(evaluate(*case, max_rank=20, chunk_size=11), evaluate_per_query(*case, 20), 20)
+
+
+def test_rows_outside_the_binned_case_match_reference():
+    """One or tied matches, infinities, negative and signed-zero distances, tiny spans."""
+    rng = np.random.default_rng(9)
+    dist, q_pids, g_pids, q_cams, g_cams = feature_case(rng, "medium", num_q=24, num_g=200)
+    dist = dist.astype(np.float64)
+    # Query i < 12 (id i + 1) has exactly two correct matches: gallery images 2i and 2i + 1.
+    q_pids[:12] = np.arange(1, 13)
+    g_pids[g_pids <= 12] = 13
+    g_pids[:24] = np.repeat(np.arange(1, 13), 2)
+    g_cams[:24] = np.repeat((q_cams[:12] + 1) % 4, 2)
+    dist[0, 1] = dist[0, 0]  # matches tied with each other
+    dist[1, :] = dist[1, 2]  # a row of one distance: the gallery order
+    dist[2, 5] = dist[3, 7] = np.inf  # an infinite match
+    dist[4, 100:110] = np.inf
+    dist[5, 100:110] = -np.inf
+    dist[6] = -dist[6]
+    dist[7, ::3], dist[7, 1::3] = 0.0, -0.0
+    dist[8] = 1e6 + 1e-6 * dist[8]  # a tiny span next to a large offset
+    g_cams[19] = q_cams[9]  # query 9 keeps a single match, tied with two other images
+    dist[9, [50, 60]] = dist[9, 18]
+    dist[10, [150, 151]] = dist[10, [20, 21]]
+    dist[11] = np.round(dist[11])
+    for dtype in (np.float64, np.float32):  # float32 rounding merges row 8 into ties
+        case = (dist.astype(dtype), q_pids, g_pids, q_cams, g_cams)
+        check(evaluate(*case, max_rank=30, chunk_size=5), evaluate_per_query(*case, 30), 30)
 
 
 def test_gallery_from_one_camera_and_distractor_only_queries():
@@ -76,7 +133,7 @@ def test_gallery_from_one_camera_and_distractor_only_queries():
     g_cams[:] = 1  # single-camera gallery: queries from camera 1 have no valid match
     g_pids[g_pids > 8] = 0  # queries of ids 9..12 only see distractors
     case = (dist, q_pids, g_pids, q_cams, g_cams)
-    expected = brute_force(*case, 10)
+    expected = evaluate_per_query(*case, 10)
     assert 0 < expected[3] < 40
     check(evaluate(*case, max_rank=10, chunk_size=7), expected, 10)
 
@@ -85,7 +142,7 @@ def test_max_rank_beyond_gallery_pads_with_last_value():
     rng = np.random.default_rng(3)
     case = random_case(rng, 20, 12, 4, 3)
     result = evaluate(*case, max_rank=50)
-    check(result, brute_force(*case, 50), 50)
+    check(result, evaluate_per_query(*case, 50), 50)
     assert np.all(result.cmc[12:] == result.cmc[11])
     assert result.cmc[-1] == 1.0
 
@@ -131,7 +188,12 @@ def test_no_valid_query_raises():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"protocol": "viper"}, "viper"), ({"max_rank": 0}, "max_rank"), ({"chunk_size": 0}, "chunk")],
+    [
+        ({"protocol": "viper"}, "viper"),
+        ({"max_rank": 0}, "max_rank"),
+        ({"chunk_size": 0}, "chunk"),
+        ({"threads": 0}, "threads"),
+    ],
 )
 def test_bad_arguments(kwargs, match):
     case = random_case(np.random.default_rng(0), 4, 6, 2, 2)
@@ -198,7 +260,7 @@ def test_cuhk03_single_shot_matches_expectation(monkeypatch):
     monkeypatch.setattr(metrics, "CUHK03_REPEATS", 3000)
     result = evaluate(*case, max_rank=8, protocol="cuhk03", chunk_size=5)
     np.testing.assert_allclose(result.cmc, expected, atol=0.03)
-    market = brute_force(*case, 8)
+    market = evaluate_per_query(*case, 8)
     assert result.mAP == pytest.approx(market[1], abs=1e-9)
     assert result.mINP == pytest.approx(market[2], abs=1e-9)
 
@@ -209,7 +271,7 @@ def test_cuhk03_is_seeded_and_exact_with_one_image_per_identity():
     g_pids, g_cams = rng.permutation(30) + 1, rng.integers(0, 3, 30)  # one image per identity
     case = (dist, q_pids, g_pids, q_cams, g_cams)
     first = evaluate(*case, max_rank=10, protocol="cuhk03")
-    check(first, brute_force(*case, 10), 10)
+    check(first, evaluate_per_query(*case, 10), 10)
     rng = np.random.default_rng(8)
     case = random_case(rng, 20, 80, 6, 3)
     a, b = (evaluate(*case, protocol="cuhk03", chunk_size=c) for c in (3, 256))

@@ -1,4 +1,4 @@
-"""re_rank against a dense float64 implementation written from the formulas, plus properties."""
+"""re_rank against the dense float64 reference (tests/reference.py), plus properties."""
 
 from __future__ import annotations
 
@@ -6,45 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from reference import dense_rerank, sqdist
 from reidtricks.evaluation import k_reciprocal_mask, re_rank
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-def dense_sqdist(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    return ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-
-
-def dense_rerank(qf, gf, k1, k2, lam):
-    """Zhong et al.'s k-reciprocal encoding on the full N x N matrix, loops over samples."""
-    x = np.concatenate([qf, gf])
-    n, nq = len(x), len(qf)
-    d = dense_sqdist(x)
-    d = d / d.max(axis=1, keepdims=True)
-    rank = np.argsort(d, axis=1, kind="stable")
-
-    def reciprocal(i, k):
-        return [j for j in rank[i, : k + 1] if i in rank[j, : k + 1]]
-
-    v = np.zeros((n, n))
-    for i in range(n):
-        r = reciprocal(i, k1)
-        expanded = set(r)
-        for c in r:
-            half = reciprocal(c, round(k1 / 2))
-            if len(set(half) & set(r)) > 2 / 3 * len(half):
-                expanded |= set(half)
-        cols = sorted(expanded)
-        w = np.exp(-d[i, cols])
-        v[i, cols] = w / w.sum()
-    if k2 != 1:
-        v = np.stack([v[rank[i, :k2]].mean(axis=0) for i in range(n)])
-    jaccard = np.empty((nq, n - nq))
-    for q in range(nq):
-        shared = np.minimum(v[q][None, :], v[nq:]).sum(axis=1)
-        jaccard[q] = 1 - shared / (2 - shared)
-    return (1 - lam) * jaccard + lam * d[:nq, nq:]
 
 
 def clustered(seed, num_q, num_g, dim=16, num_ids=10):
@@ -75,17 +40,21 @@ def test_matches_dense_reference(seed, num_q, num_g, dim, k1, k2, lam, chunk):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_chunk_size_does_not_change_the_result(device):
+def test_chunk_size_and_threads_do_not_change_the_result(device):
     qf, gf = (torch.from_numpy(a).to(device) for a in clustered(5, 35, 110))
-    full = re_rank(qf, gf, chunk_size=4096)
+    full = re_rank(qf, gf, chunk_size=4096, threads=1)
     assert full.device.type == device
-    for chunk in (3, 16, 50):
-        torch.testing.assert_close(re_rank(qf, gf, chunk_size=chunk), full, rtol=0, atol=1e-6)
+    before = torch.get_num_threads()
+    for chunk, threads in ((3, 1), (16, 2), (50, 3), (7, None)):
+        out = re_rank(qf, gf, chunk_size=chunk, threads=threads)
+        torch.testing.assert_close(out, full, rtol=0, atol=1e-6)
+    assert torch.get_num_threads() == before
 
 
 def test_lambda_one_is_the_normalised_original_distance():
     qf, gf = clustered(6, 20, 70)
-    d = dense_sqdist(np.concatenate([qf, gf]))
+    x = np.concatenate([qf, gf])
+    d = sqdist(x, x)
     expected = d[:20, 20:] / d[:20].max(axis=1, keepdims=True)  # row max over all N samples
     out = re_rank(torch.from_numpy(qf), torch.from_numpy(gf), lambda_value=1.0)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
@@ -95,7 +64,7 @@ def test_lambda_one_is_the_normalised_original_distance():
 def test_k_reciprocal_mask_is_mutual_membership(k):
     qf, gf = clustered(7, 20, 60)
     x = np.concatenate([qf, gf])
-    top = np.argsort(dense_sqdist(x), axis=1, kind="stable")[:, : k + 1]
+    top = np.argsort(sqdist(x, x), axis=1, kind="stable")[:, : k + 1]
     mask = k_reciprocal_mask(torch.from_numpy(top), chunk_size=7).numpy()
     n = len(x)
     relation = np.zeros((n, n), dtype=bool)
@@ -131,6 +100,7 @@ def test_half_features_on_the_same_device():
         ({"k2": 0}, "k2"),
         ({"lambda_value": 1.5}, "lambda_value"),
         ({"chunk_size": 0}, "chunk_size"),
+        ({"threads": 0}, "threads"),
     ],
 )
 def test_bad_arguments(kwargs, match):
