@@ -31,7 +31,9 @@ def run_jobs(jobs: list[tuple[list[str], int]]) -> float:
     procs = []
     for cmd, threads in jobs:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        procs.append(
+            subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        )
     for proc in procs:
         _, err = proc.communicate()
         if proc.returncode != 0:
