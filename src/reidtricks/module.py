@@ -29,7 +29,6 @@ DEFAULT_LOSS = {
     "center_weight": 0.0,
     "center_lr": 0.5,
 }
-METRIC_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 DEFAULT_EVAL = {"feature": "before_bn", "metric": "euclidean", "flip": False, "rerank": False}
 
 
@@ -259,7 +258,7 @@ class ReIDModule(pl.LightningModule):
                 continue
             metrics = results[test_set.name][0].as_dict()
             first = test_set is test_sets[0]
-            for key in METRIC_KEYS:
+            for key in EvalResult.KEYS:
                 value = float(metrics[key])
                 self.log(f"{prefix}/{test_set.name}/{key}", value, sync_dist=False)
                 if first:  # the first test set drives checkpointing and the progress bar

@@ -7,17 +7,17 @@ from collections.abc import Mapping
 from rich.console import Console
 from rich.table import Table
 
-TABLE_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
+from reidtricks.evaluation.metrics import EvalResult
 
 
 def results_table(results: Mapping[str, Mapping[str, float]], title: str = "") -> Table:
     """One row per test set; metrics shown as percentages."""
     table = Table(title=title or None)
     table.add_column("test set")
-    for key in TABLE_KEYS:
+    for key in EvalResult.KEYS:
         table.add_column(f"{key} %", justify="right")
     for name, metrics in results.items():
-        table.add_row(name, *(f"{100 * float(metrics[k]):.2f}" for k in TABLE_KEYS))
+        table.add_row(name, *(f"{100 * float(metrics[k]):.2f}" for k in EvalResult.KEYS))
     return table
 
 

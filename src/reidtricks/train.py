@@ -21,6 +21,7 @@ from reidtricks.cli_errors import one_line_errors
 from reidtricks.config import config_dir
 from reidtricks.ddp import isolated_ddp_job, patch_lightning_ddp_launcher
 from reidtricks.errors import InputError
+from reidtricks.evaluation.metrics import EvalResult
 from reidtricks.module import ReIDModule
 from reidtricks.plots import plot_training_curves
 from reidtricks.reporting import print_results_table
@@ -32,8 +33,6 @@ from reidtricks.run_safety import (
     resolve_resume_path,
 )
 from reidtricks.startup_checks import check_before_training, check_numbers
-
-METRIC_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
 
 
 def build_callbacks(cfg: DictConfig) -> tuple[list[pl.Callback], ModelCheckpoint, LastCheckpoint]:
@@ -143,7 +142,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         # The final weights, as last.ckpt holds them (written at the end of the last epoch).
         metrics["checkpoint"] = str(last.path) if last.path.is_file() else None
         first = next(iter(per_set.values()))
-        metrics.update({"dataset": next(iter(per_set)), **{k: first[k] for k in METRIC_KEYS}})
+        metrics.update({"dataset": next(iter(per_set)), **{k: first[k] for k in EvalResult.KEYS}})
         metrics["test_sets"] = per_set
         # Other test-time settings of the same weights (re-ranking, BNNeck feature x metric).
         metrics["variants"] = per_variant

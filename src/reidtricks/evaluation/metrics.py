@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ _MAX_BINS = 1 << 16
 @dataclass
 class EvalResult:
     """Ranking metrics over the valid queries; all rates are fractions in [0, 1]."""
+
+    # The metrics every table, log and metrics.json shows, in this order.
+    KEYS: ClassVar[tuple[str, ...]] = ("rank1", "rank5", "rank10", "mAP", "mINP")
 
     cmc: np.ndarray
     mAP: float
