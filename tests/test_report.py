@@ -54,6 +54,8 @@ def test_count_sweep_values_respects_braces():
     assert count_sweep_values("a,b,c") == 3
     assert count_sweep_values("{p:4,k:2},{p:8,k:4}") == 2
     assert count_sweep_values("5") == 1
+    assert count_sweep_values("range(0,3)") == 3  # Hydra's sweep functions count too
+    assert count_sweep_values("choice(1,2)") == 2
 
 
 def test_report_numbers_deltas_noise_and_missing_jobs(sweep):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.errors import HydraException
 
 from reidtricks.cli_errors import one_line_errors
 from reidtricks.errors import InputError, error_summary
@@ -59,16 +60,12 @@ class StudyJobs:
 
 
 def count_sweep_values(value: str) -> int:
-    """Number of choices in a sweep string `a,b,{p:1,k:2}` (commas inside braces/brackets don't split)."""
-    depth, count = 0, 1
-    for char in str(value):
-        if char in "{[(":
-            depth += 1
-        elif char in "}])":
-            depth -= 1
-        elif char == "," and depth == 0:
-            count += 1
-    return count
+    """Number of choices in a sweep value (`a,b`, `{p:1,k:2},{p:2,k:4}`, `range(0,3)`,
+    `choice(1,2)`), as Hydra's own override parser reads it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    override = OverridesParser.create().parse_override(f"key={value}")
+    return len(list(override.sweep_iterator())) if override.is_sweep_override() else 1
 
 
 def expected_job_count(multirun_dir: Path) -> int | None:
@@ -84,7 +81,7 @@ def expected_job_count(multirun_dir: Path) -> int | None:
         for override in hydra_cfg.get("overrides", {}).get("task", []):
             key, _, value = override.partition("=")
             sweeps[key.lstrip("+~")] = count_sweep_values(value)  # the command line wins
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, TypeError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, TypeError, HydraException):
         return None  # unreadable: the count of never-started jobs is unknown, not fatal
     return math.prod(sweeps.values())
 
