@@ -234,3 +234,19 @@ def test_eval_variants_come_from_one_feature_extraction(tiny_data_dir, tmp_path,
         got = metrics["variants"][name]["synthetic"]
         for key in ("rank1", "mAP", "mINP"):
             assert got[key] == pytest.approx(alone["test_sets"]["synthetic"][key], abs=1e-6)
+    # `evaluate` scores the same variants from one extraction too.
+    calls["steps"] = 0
+    together = evaluate_checkpoint(
+        compose_evaluate(
+            ckpt,
+            tmp_path / "all",
+            "plot_queries=0",
+            *(f"+variants.{name}={value}" for name, value in variants.items()),
+        )
+    )
+    assert calls["steps"] == num_batches
+    for name in variants:
+        for key in ("rank1", "mAP", "mINP"):
+            assert together["variants"][name]["synthetic"][key] == pytest.approx(
+                metrics["variants"][name]["synthetic"][key], abs=1e-6
+            )

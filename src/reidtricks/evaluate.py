@@ -26,6 +26,7 @@ from reidtricks.data.datamodule import ReIDDataModule
 from reidtricks.module import ReIDModule
 from reidtricks.plots import plot_ranked_retrievals
 from reidtricks.reporting import print_results_table
+from reidtricks.startup_checks import check_eval_settings
 
 
 def explicit_data_dir(cfg: DictConfig) -> str | None:
@@ -76,7 +77,15 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 
     overrides = OmegaConf.to_container(cfg.eval, resolve=True)
     eval_cfg = {**spec.eval, **{k: v for k, v in overrides.items() if v is not None}}
-    module = ReIDModule(net, num_classes=spec.net.num_classes, eval=eval_cfg)
+    variants = OmegaConf.to_container(cfg.variants, resolve=True) if cfg.get("variants") else {}
+    for name, settings in {
+        "eval": eval_cfg,
+        **{f"variants.{k}": {**eval_cfg, **v} for k, v in variants.items()},
+    }.items():
+        check_eval_settings(settings, key=name)
+    module = ReIDModule(
+        net, num_classes=spec.net.num_classes, eval=eval_cfg, eval_variants=variants
+    )
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     trainer.test(module, datamodule=datamodule, verbose=False)
     scored = module.evaluate_cached(eval_cfg)
@@ -86,6 +95,14 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         "stage": spec.stage,
         "eval": eval_cfg,
         "test_sets": per_set,
+        # Other test-time settings, scored from the same features (one pass of the network).
+        "variants": {
+            name: {
+                test_set: result.as_dict()
+                for test_set, (result, _) in module.evaluate_cached(settings).items()
+            }
+            for name, settings in module.eval_variants.items()
+        },
         "wall_time_s": round(time.time() - start, 1),
     }
     if trainer.is_global_zero:
@@ -93,6 +110,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         rerank = " + re-ranking" if eval_cfg.get("rerank") else ""
         print_results_table(per_set, title=f"{cfg.ckpt}{rerank}")
+        for name, variant_sets in metrics["variants"].items():
+            print_results_table(variant_sets, title=f"variant {name}")
         if cfg.get("plot_queries", 0):
             for test_set in datamodule.test_sets:
                 distmat = scored[test_set.name][1].cpu()
