@@ -295,3 +295,29 @@ def test_eval_protocol_setting_reaches_the_evaluator():
         assert got.mAP == pytest.approx(want.mAP, abs=1e-6)
     with pytest.raises(ValueError, match="unknown protocol 'viper'"):
         evaluate_features(feats, pids, cams, 20, {"protocol": "viper"})
+
+
+def test_worker_threads_run_in_the_callers_inference_mode():
+    """Under Lightning's test loop (inference mode) evaluate and re_rank write from worker threads
+    into tensors made by the caller: the workers must share the caller's mode."""
+    from reidtricks.evaluation import re_rank
+
+    gen = torch.Generator().manual_seed(0)
+    qf, gf = torch.randn(300, 16, generator=gen), torch.randn(900, 16, generator=gen)
+    q_pids, g_pids = (
+        torch.randint(0, 40, (300,), generator=gen),
+        torch.randint(0, 40, (900,), generator=gen),
+    )
+    q_cams, g_cams = (
+        torch.randint(0, 2, (300,), generator=gen),
+        torch.randint(0, 2, (900,), generator=gen),
+    )
+    with torch.inference_mode():
+        dist = torch.cdist(qf, gf)
+        result = evaluate(dist, q_pids, g_pids, q_cams, g_cams, chunk_size=32, threads=2)
+        reranked = re_rank(qf, gf, k1=6, k2=3, threads=2)
+    expected = evaluate_per_query(
+        dist.clone().numpy(), q_pids.numpy(), g_pids.numpy(), q_cams.numpy(), g_cams.numpy()
+    )
+    assert result.mAP == pytest.approx(expected[1], abs=1e-9)
+    assert reranked.shape == (300, 900)

@@ -141,8 +141,16 @@ def map_in_threads(fn: Callable[[T], R], items: Iterable[T], workers: int) -> li
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         return [fn(item) for item in items]
+    # Inference and grad modes are thread-local: the workers take the caller's, so that they may
+    # write into tensors the caller made (e.g. under Lightning's test loop, in inference mode).
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def in_callers_mode(item: T) -> R:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            return fn(item)
+
     with ThreadPoolExecutor(min(workers, len(items))) as pool:
-        return list(pool.map(fn, items))
+        return list(pool.map(in_callers_mode, items))
 
 
 def _as_tensor(x, name: str, device: torch.device) -> Tensor:
