@@ -241,6 +241,7 @@ def test_eval_variants_come_from_one_feature_extraction(tiny_data_dir, tmp_path,
             ckpt,
             tmp_path / "all",
             "plot_queries=0",
+            "loader.test_batch_size=64",  # as in training: the same number of batches
             *(f"+variants.{name}={value}" for name, value in variants.items()),
         )
     )
