@@ -15,7 +15,7 @@ import torch
 
 from reidtricks.losses import CenterLoss, batch_hard_triplet_loss, cross_entropy_loss
 from reidtricks.models import build_reid_net
-from reidtricks.optim import build_param_groups
+from reidtricks.training.optim import build_param_groups
 
 
 def step_time(args, channels_last: bool, dtype: torch.dtype | None, device: str) -> float:

@@ -19,7 +19,11 @@ from hydra.core.hydra_config import HydraConfig
 from conftest import compose_evaluate, tiny_overrides
 from reidtricks.config import config_dir
 from reidtricks.data.sampler import PKBatchSampler
-from reidtricks.ddp import isolated_ddp_job, job_subprocess_command, patch_lightning_ddp_launcher
+from reidtricks.training.ddp import (
+    isolated_ddp_job,
+    job_subprocess_command,
+    patch_lightning_ddp_launcher,
+)
 
 pytestmark = pytest.mark.slow  # trains models: `make test` runs it, `make test-fast` does not
 

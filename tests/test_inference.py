@@ -22,7 +22,7 @@ from reidtricks.data.image_dataset import read_image
 from reidtricks.data.transforms import build_test_transform
 from reidtricks.errors import InputError
 from reidtricks.inference import FeatureExtractor
-from reidtricks.module import ReIDModule
+from reidtricks.training.module import ReIDModule
 
 pytestmark = (
     pytest.mark.slow
@@ -75,7 +75,7 @@ def evaluate_features(ckpt: Path, paths: list[str], **eval_overrides) -> torch.T
     checkpoint = load_checkpoint(ckpt)
     spec = checkpoint_spec(checkpoint, str(ckpt))
     net = build_net_from_checkpoint(checkpoint, str(ckpt))
-    module = ReIDModule(net, spec.net.num_classes, eval={**spec.eval, **eval_overrides}).eval()
+    module = ReIDModule(net, spec.net.num_classes, eval=spec.eval.updated(eval_overrides)).eval()
     transform = build_test_transform(
         height=spec.input.height, width=spec.input.width, mean=spec.input.mean, std=spec.input.std
     )

@@ -3,6 +3,8 @@ CUHK03 expectation."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -281,6 +283,7 @@ def test_cuhk03_is_seeded_and_exact_with_one_image_per_identity():
 def test_eval_protocol_setting_reaches_the_evaluator():
     """`eval.protocol` picks the protocol of the training/evaluate pipeline's evaluation."""
     from reidtricks.evaluation.retrieval import evaluate_features
+    from reidtricks.evaluation.settings import EvalConfig
 
     rng = np.random.default_rng(7)
     feats = torch.from_numpy(rng.normal(size=(60, 8)).astype(np.float32))
@@ -288,13 +291,13 @@ def test_eval_protocol_setting_reaches_the_evaluator():
     cams = torch.from_numpy(rng.integers(0, 3, 60))
     dist = torch.cdist(feats[:20].double(), feats[20:].double()).float()
     for protocol in ("market", "cuhk03"):
-        cfg = {"metric": "euclidean", "max_rank": 10, "protocol": protocol}
+        cfg = replace(EvalConfig.defaults(), metric="euclidean", max_rank=10, protocol=protocol)
         got, _ = evaluate_features(feats, pids, cams, 20, cfg)
         want = evaluate(dist, pids[:20], pids[20:], cams[:20], cams[20:], 10, protocol=protocol)
         np.testing.assert_allclose(got.cmc, want.cmc, atol=1e-6)
         assert got.mAP == pytest.approx(want.mAP, abs=1e-6)
-    with pytest.raises(ValueError, match="unknown protocol 'viper'"):
-        evaluate_features(feats, pids, cams, 20, {"protocol": "viper"})
+    with pytest.raises(ValueError, match="eval.protocol='viper': expected one of"):
+        replace(EvalConfig.defaults(), protocol="viper")
 
 
 def test_worker_threads_run_in_the_callers_inference_mode():
@@ -321,3 +324,14 @@ def test_worker_threads_run_in_the_callers_inference_mode():
     )
     assert result.mAP == pytest.approx(expected[1], abs=1e-9)
     assert reranked.shape == (300, 900)
+
+
+def test_ragged_arange_against_a_loop():
+    from reidtricks.evaluation.ragged import ragged_arange
+
+    rng = np.random.default_rng(3)
+    lengths = torch.from_numpy(rng.integers(0, 5, 40))  # zero-length owners included
+    starts = torch.from_numpy(rng.integers(0, 100, 40))
+    owner, position = ragged_arange(starts, lengths)
+    expected = [(o, int(starts[o]) + i) for o in range(40) for i in range(int(lengths[o]))]
+    assert list(zip(owner.tolist(), position.tolist(), strict=True)) == expected

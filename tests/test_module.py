@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from reidtricks.errors import InputError
+from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.models import build_reid_net
-from reidtricks.module import ReIDModule
+from reidtricks.training.module import ReIDModule
+from reidtricks.training.settings import LossConfig, OptimConfig
 
 PIDS = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
 
 
 def tiny_module(**loss) -> ReIDModule:
+    """The YAML defaults (conf/loss, conf/optim/adam, conf/eval) with some loss settings changed."""
     torch.manual_seed(0)
     net = build_reid_net("resnet18", num_classes=4, neck="bnneck")
-    return ReIDModule(net, num_classes=4, loss=loss)
+    return ReIDModule(
+        net,
+        num_classes=4,
+        loss=replace(LossConfig.defaults(), **loss),
+        optim=OptimConfig.defaults(),
+        eval=EvalConfig.defaults(),
+    )
 
 
 def fit_one_batch(module: ReIDModule) -> None:
@@ -77,14 +89,15 @@ def test_lr_of_every_epoch(warmup):
     module = ReIDModule(
         build_reid_net("resnet18", num_classes=4),
         num_classes=4,
-        optim={
-            "lr": 3.5e-4,
-            "milestones": [40, 70],
-            "gamma": 0.1,
-            "warmup": warmup,
-            "warmup_epochs": 10,
-            "warmup_start_factor": 0.01,
-        },
+        optim=replace(
+            OptimConfig.defaults(),
+            lr=3.5e-4,
+            milestones=[40, 70],
+            gamma=0.1,
+            warmup=warmup,
+            warmup_epochs=10,
+            warmup_start_factor=0.01,
+        ),
     )
     conf = module.configure_optimizers()
     optimizer, scheduler = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
@@ -110,17 +123,15 @@ def test_total_loss_is_the_weighted_sum():
 
 
 def test_bad_eval_feature_is_rejected():
-    with pytest.raises(ValueError, match="eval.feature='middle'"):
-        ReIDModule(
-            build_reid_net("resnet18", num_classes=4), num_classes=4, eval={"feature": "middle"}
-        )
+    with pytest.raises(InputError, match=r"eval.feature='middle': expected one of \('before_bn'"):
+        replace(EvalConfig.defaults(), feature="middle")
 
 
 @pytest.mark.parametrize("flip", [False, True])
 @pytest.mark.parametrize("feature", ["before_bn", "after_bn"])
 def test_test_time_feature_and_flip(feature, flip):
     module = tiny_module()
-    module.eval_cfg.update(feature=feature, flip=flip)
+    module.eval_cfg = replace(module.eval_cfg, feature=feature, flip=flip)
     module.eval()
     # Give the BNNeck non-trivial statistics, so before/after BN differ.
     module.net.bottleneck.running_mean.uniform_(-1, 1)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
+from reidtricks.errors import InputError
 from reidtricks.models import build_reid_net
-from reidtricks.optim import build_lr_scheduler, build_param_groups
+from reidtricks.training.optim import build_lr_scheduler, build_param_groups
+from reidtricks.training.settings import OptimConfig
 
 
 def scheduled_lrs(epochs: int = 120, **settings) -> list[float]:
     """The LR of every epoch under build_lr_scheduler, stepped once per epoch as training does."""
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=3.5e-4)
-    scheduler = build_lr_scheduler(optimizer, **settings)
+    scheduler = build_lr_scheduler(optimizer, replace(OptimConfig.defaults(), **settings))
     lrs = []
     for _ in range(epochs):
         lrs.append(optimizer.param_groups[0]["lr"])
@@ -29,13 +33,13 @@ def paper_lr(epoch: int, warmup: bool) -> float:
 
 @pytest.mark.parametrize("warmup", [False, True])
 def test_every_epoch_lr(warmup):
-    lrs = scheduled_lrs(milestones=(40, 70), gamma=0.1, warmup_epochs=10 if warmup else 0)
+    lrs = scheduled_lrs(milestones=(40, 70), gamma=0.1, warmup=warmup, warmup_epochs=10)
     for epoch, lr in enumerate(lrs):
         assert lr == pytest.approx(paper_lr(epoch, warmup), rel=1e-12), epoch
 
 
 def test_listed_values():
-    lrs = scheduled_lrs(warmup_epochs=10)
+    lrs = scheduled_lrs(warmup=True, warmup_epochs=10)
     lr = [lrs[e] for e in (0, 1, 9, 10, 39, 40, 70)]
     assert lr == pytest.approx([3.5e-6, 3.815e-5, 3.1535e-4, 3.5e-4, 3.5e-4, 3.5e-5, 3.5e-6])
 
@@ -57,11 +61,19 @@ def test_param_groups_cover_every_trainable_param_once():
     assert {id(p) for p in biases["params"]} == bias_ids
 
 
-def test_schedule_settings_are_checked():
-    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    with pytest.raises(ValueError, match=r"optim.milestones=\[70, 40\]"):
-        build_lr_scheduler(optimizer, milestones=[70, 40])
-    with pytest.raises(ValueError, match="optim.warmup_epochs=-1"):
-        build_lr_scheduler(optimizer, warmup_epochs=-1)
-    with pytest.raises(ValueError, match="optim.warmup_start_factor=2"):
-        build_lr_scheduler(optimizer, warmup_start_factor=2)
+def test_schedule_settings_are_checked_once_in_the_typed_config():
+    defaults = OptimConfig.defaults()
+    with pytest.raises(InputError, match=r"optim.milestones=\[70, 40\]: expected increasing"):
+        replace(defaults, milestones=[70, 40])
+    with pytest.raises(InputError, match="optim.warmup_epochs=-1: expected an integer >= 0"):
+        replace(defaults, warmup_epochs=-1)
+    with pytest.raises(InputError, match="optim.warmup_start_factor=2: expected a number in"):
+        replace(defaults, warmup_start_factor=2)
+    with pytest.raises(InputError, match="optim.warmup=1: expected true or false"):
+        replace(defaults, warmup=1)
+    with pytest.raises(InputError, match="optim.lr='fast': expected a number"):
+        replace(defaults, lr="fast")
+
+
+def test_warmup_epochs_only_act_with_the_warmup_trick():
+    assert scheduled_lrs(warmup=False, warmup_epochs=10) == scheduled_lrs(warmup=False)

@@ -9,7 +9,8 @@ import statistics
 import pytest
 import yaml
 
-from reidtricks.report import count_sweep_values, main, write_report
+from reidtricks.report import main
+from reidtricks.reports.study import count_sweep_values, write_report
 
 
 def make_job(sweep, num, cell, seed, rank1, mAP, variants=None, dataset="market1501"):

@@ -23,8 +23,8 @@ from reidtricks.config import config_dir
 from reidtricks.data.datamodule import TestSet
 from reidtricks.errors import InputError
 from reidtricks.models import build_reid_net
-from reidtricks.run_safety import atomic_torch_save, claimed_run_dir, resolve_resume_path
 from reidtricks.train import train
+from reidtricks.training.run_safety import atomic_torch_save, claimed_run_dir, resolve_resume_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -254,7 +254,7 @@ def test_bad_eval_settings_fail_before_training(tiny_data_dir, tmp_path):
 
 
 def test_test_set_without_valid_queries_fails_at_start(tmp_path):
-    from reidtricks.startup_checks import check_test_sets
+    from reidtricks.training.startup_checks import check_test_sets
 
     only_same_camera = TestSet("mine", [("q.jpg", 1, 0)], [("g.jpg", 1, 0), ("h.jpg", 2, 1)])
     with pytest.raises(InputError, match="test set mine: none of its 1 queries"):
@@ -262,7 +262,7 @@ def test_test_set_without_valid_queries_fails_at_start(tmp_path):
 
 
 def test_start_up_warnings(caplog):
-    from reidtricks.startup_checks import check_test_sets, warn_small_identities
+    from reidtricks.training.startup_checks import check_test_sets, warn_small_identities
 
     test_set = TestSet("mine", [("q1.jpg", 1, 0), ("q2.jpg", 3, 0)], [("g", 1, 1), ("h", 3, 0)])
     with caplog.at_level(logging.WARNING, logger="reidtricks"):

@@ -70,7 +70,7 @@ def job_metrics(sweep: Path) -> dict[str, dict]:
 
 
 def report_rows(sweep: Path) -> list[dict[str, str]]:
-    from reidtricks.report import write_report
+    from reidtricks.reports.study import write_report
 
     md = write_report(sweep)
     assert (sweep / "report.png").stat().st_size > 1000

@@ -187,23 +187,35 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
 def test_one_line_errors_keeps_the_traceback_on_request(monkeypatch, capsys):
     from reidtricks.cli_errors import one_line_errors
 
+    from hydra.errors import InstantiationException
+
+    from reidtricks.errors import InputError, MissingInputError
+
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     with pytest.raises(SystemExit) as exit_info, one_line_errors():
-        raise ValueError("data.sampler.p=0: expected >= 1")
+        raise InputError("data.sampler.p=0: expected >= 1")
     assert exit_info.value.code == 1
     assert capsys.readouterr().err.startswith("error: data.sampler.p=0: expected >= 1")
+    with pytest.raises(SystemExit), one_line_errors():  # as Hydra's instantiate wraps it
+        try:
+            raise MissingInputError("data/x is not a folder")
+        except InputError as err:
+            raise InstantiationException("Error in call to target ...") from err
+    assert capsys.readouterr().err.startswith("error: data/x is not a folder")
+    # A bug is not an input error, even when it is a ValueError or an OSError: traceback kept.
+    for bug in (ValueError("bug"), OSError("disk"), KeyError("bug")):
+        with pytest.raises(type(bug)), one_line_errors():
+            raise bug
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
-    with pytest.raises(ValueError, match="p=0"), one_line_errors():
-        raise ValueError("data.sampler.p=0: expected >= 1")
-    with pytest.raises(KeyError), one_line_errors():  # not an input error: untouched
-        raise KeyError("bug")
+    with pytest.raises(InputError, match="p=0"), one_line_errors():
+        raise InputError("data.sampler.p=0: expected >= 1")
 
 
 def test_eval_variants_come_from_one_feature_extraction(tiny_data_dir, tmp_path, monkeypatch):
     """Every variant is scored from the features of one pass (the final validation, reused), and
     equals what `evaluate` computes for the same checkpoint and settings from scratch."""
     from reidtricks.evaluate import evaluate_checkpoint
-    from reidtricks.module import ReIDModule
+    from reidtricks.training.module import ReIDModule
 
     calls = {"steps": 0}
     real_step = ReIDModule._eval_step

@@ -7,14 +7,16 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from reidtricks.config import group_defaults
 from reidtricks.data import datasets
-from reidtricks.errors import InputError, error_summary
+from reidtricks.errors import InputError, MissingInputError, error_summary
+from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.models import ReIDNet, build_reid_net
 
 NET_TARGET = "reidtricks.models.build_reid_net"
@@ -41,7 +43,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a reidtricks checkpoint safely; one-line errors for a missing, foreign or unsafe file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist (set ckpt=PATH to a .ckpt file)")
+        raise MissingInputError(f"checkpoint {path} does not exist (set ckpt=PATH to a .ckpt file)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated file, not a torch file, pickled objects
@@ -116,7 +118,7 @@ class CheckpointSpec:
 
     net: NetSpec
     input: InputSpec
-    eval: dict[str, Any]  # test-time settings it was trained with (conf/eval)
+    eval: EvalConfig  # test-time settings it was trained with (conf/eval fills missing ones)
     stage: str | None
     data: dict[str, Any]  # the stored data config (plain values, targets checked)
 
@@ -156,7 +158,9 @@ def checkpoint_spec(checkpoint: Mapping[str, Any], source: str = "checkpoint") -
         std=tuple(float(v) for v in std),
     )
     stored_eval = config.get("eval") if isinstance(config.get("eval"), Mapping) else {}
-    eval_cfg = {k: v for k, v in stored_eval.items() if isinstance(v, Scalar)}
+    known = {f.name for f in fields(EvalConfig)}
+    stored_eval = {k: v for k, v in stored_eval.items() if k in known and isinstance(v, Scalar)}
+    eval_cfg = EvalConfig.from_mapping({**group_defaults("eval"), **stored_eval}, f"{source}: eval")
     stage = info.get("stage") if isinstance(info.get("stage"), str) else None
     return CheckpointSpec(net, inp, eval_cfg, stage, dict(data))
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# What our input checks raise; each message names the file, key or value and what was expected.
-INPUT_ERRORS = (FileNotFoundError, FileExistsError, ValueError, OSError)
+from reidtricks.errors import InputError
 
 
 def one_line(err: BaseException) -> str:
@@ -17,18 +17,23 @@ def one_line(err: BaseException) -> str:
     text = str(err).strip()
     if "Original Traceback" in text:
         last = [line for line in text.splitlines() if line.strip()][-1].strip()
-        prefix = f"{type(err).__name__}: "
-        return last.removeprefix(prefix)
+        # "module.Type: message" (the worker's traceback qualifies our own exception types)
+        return re.sub(rf"^(?:[\w.]+\.)?{type(err).__name__}: ", "", last)
     return text
 
 
 @contextmanager
 def one_line_errors() -> Iterator[None]:
-    """Print `error: <message>` and exit 1 on an input error; HYDRA_FULL_ERROR=1 re-raises it."""
+    """Print `error: <message>` and exit 1 on an InputError; HYDRA_FULL_ERROR=1 re-raises it."""
     try:
         yield
-    except INPUT_ERRORS as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except Exception as err:
+        # Our input checks raise InputError (naming the file, key or value); Hydra's instantiate
+        # wraps what a constructor raises. Any other error is a bug and keeps its traceback.
+        cause = err.__cause__ if type(err).__name__ == "InstantiationException" else err
+        if not isinstance(cause, InputError) or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {one_line(err)}  (HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
+        print(
+            f"error: {one_line(cause)}  (HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr
+        )
         raise SystemExit(1) from None

@@ -16,3 +16,15 @@ def error_summary(err: BaseException) -> str:
     wrap a library's exception."""
     text = str(err).strip()
     return f"{type(err).__name__}: {text.splitlines()[0][:200] if text else ''}"
+
+
+class MissingInputError(InputError, FileNotFoundError):
+    """An input file or folder that is not there (also a FileNotFoundError)."""
+
+
+class UnreadableInputError(InputError, OSError):
+    """An input file that is there but cannot be read: a corrupt image (also an OSError)."""
+
+
+class ExistingOutputError(InputError, FileExistsError):
+    """An output path that is taken by something this command must not overwrite."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -23,10 +24,13 @@ from reidtricks.checkpoint import (
 from reidtricks.cli_errors import one_line_errors
 from reidtricks.config import config_dir
 from reidtricks.data.datamodule import ReIDDataModule
-from reidtricks.module import ReIDModule
-from reidtricks.plots import plot_ranked_retrievals
-from reidtricks.reporting import print_results_table
-from reidtricks.startup_checks import check_eval_settings
+from reidtricks.evaluation.settings import eval_overrides_schema
+from reidtricks.reports.plots import plot_ranked_retrievals
+from reidtricks.reports.tables import print_results_table
+from reidtricks.training.module import ReIDModule
+
+# conf/evaluate.yaml composes it as its `eval` node: every test-time key, null by default.
+ConfigStore.instance().store(name="eval_overrides", node=eval_overrides_schema())
 
 
 def explicit_data_dir(cfg: DictConfig) -> str | None:
@@ -76,13 +80,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     print(datamodule.statistics())
 
     overrides = OmegaConf.to_container(cfg.eval, resolve=True)
-    eval_cfg = {**spec.eval, **{k: v for k, v in overrides.items() if v is not None}}
+    eval_cfg = spec.eval.updated({k: v for k, v in overrides.items() if v is not None})
     variants = OmegaConf.to_container(cfg.variants, resolve=True) if cfg.get("variants") else {}
-    for name, settings in {
-        "eval": eval_cfg,
-        **{f"variants.{k}": {**eval_cfg, **v} for k, v in variants.items()},
-    }.items():
-        check_eval_settings(settings, key=name)
+    variants = {k: eval_cfg.updated(v, key=f"variants.{k}") for k, v in variants.items()}
     module = ReIDModule(
         net, num_classes=spec.net.num_classes, eval=eval_cfg, eval_variants=variants
     )
@@ -93,7 +93,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     metrics = {
         "checkpoint": str(cfg.ckpt),
         "stage": spec.stage,
-        "eval": eval_cfg,
+        "eval": eval_cfg.as_dict(),
         "test_sets": per_set,
         # Other test-time settings, scored from the same features (one pass of the network).
         "variants": {
@@ -108,7 +108,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        rerank = " + re-ranking" if eval_cfg.get("rerank") else ""
+        rerank = " + re-ranking" if eval_cfg.rerank else ""
         print_results_table(per_set, title=f"{cfg.ckpt}{rerank}")
         for name, variant_sets in metrics["variants"].items():
             print_results_table(variant_sets, title=f"variant {name}")

@@ -27,7 +27,7 @@ from reidtricks import __version__
 from reidtricks.checkpoint import checkpoint_test_sources
 from reidtricks.cli_errors import one_line_errors
 from reidtricks.config import config_dir
-from reidtricks.errors import InputError
+from reidtricks.errors import InputError, MissingInputError
 from reidtricks.evaluation import pairwise_distance
 from reidtricks.extract import extractor_from_config
 from reidtricks.inference import FeatureExtractor, file_sha256, list_image_files
@@ -207,14 +207,14 @@ def parity_images(cfg: DictConfig, extractor: FeatureExtractor) -> tuple[list[st
     name, dataset = next(iter(sources.items()))
     is_complete = getattr(dataset, "is_complete", None)
     if callable(is_complete) and not is_complete():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no parity images: the checkpoint's test set {name!r} is not at "
             f"{dataset.dataset_dir}; {hint}"
         )
     try:
         splits = dataset.load()
     except (FileNotFoundError, InputError) as err:
-        raise FileNotFoundError(f"no parity images: test set {name!r}: {err}; {hint}") from None
+        raise MissingInputError(f"no parity images: test set {name!r}: {err}; {hint}") from None
     query = _spread([p for p, _, _ in splits.query], parity.get("max_query"))
     gallery = _spread([p for p, _, _ in splits.gallery], parity.get("max_gallery"))
     return query, gallery

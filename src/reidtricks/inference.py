@@ -35,9 +35,9 @@ from reidtricks.checkpoint import (
 from reidtricks.data.datasets.market_naming import IMAGE_SUFFIXES, parse_market_name
 from reidtricks.data.image_dataset import read_image
 from reidtricks.data.transforms import build_test_transform
-from reidtricks.errors import InputError
+from reidtricks.errors import InputError, MissingInputError, UnreadableInputError
+from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.models import ReIDNet
-from reidtricks.module import select_feature
 
 FEATURES = ("before_bn", "after_bn")
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
@@ -55,9 +55,9 @@ class InferenceNet(nn.Module):
         self.net, self.feature, self.flip = net, feature, bool(flip)
 
     def forward(self, images: Tensor) -> Tensor:
-        feats = select_feature(self.net(images), self.feature).float()
+        feats = self.net(images).feature(self.feature).float()
         if self.flip:  # same arithmetic as ReIDModule.extract_features
-            flipped = select_feature(self.net(images.flip(dims=[3])), self.feature).float()
+            flipped = self.net(images.flip(dims=[3])).feature(self.feature).float()
             feats = (feats + flipped) / 2
         return feats
 
@@ -89,7 +89,7 @@ def list_image_files(root: str | os.PathLike, what: str = "images") -> tuple[lis
             raise InputError(f"{what}={root}: not an image file (expected {suffixes})")
         return [root], 0
     if not root.is_dir():
-        raise FileNotFoundError(f"{what}={root}: no such folder or image file")
+        raise MissingInputError(f"{what}={root}: no such folder or image file")
     images, others = [], 0
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -216,8 +216,8 @@ class FeatureExtractor:
         return cls(
             net,
             spec.input,
-            feature=feature if feature is not None else spec.eval.get("feature", "before_bn"),
-            flip=bool(flip if flip is not None else spec.eval.get("flip", False)),
+            feature=feature if feature is not None else spec.eval.feature,
+            flip=bool(flip if flip is not None else spec.eval.flip),
             device=device,
             batch_size=batch_size,
             spec=spec,
@@ -243,8 +243,8 @@ class FeatureExtractor:
 
     @property
     def metric(self) -> str:
-        """The distance the checkpoint was evaluated with (euclidean unless it says otherwise)."""
-        return str((self.spec.eval if self.spec else {}).get("metric") or "euclidean")
+        """The distance the checkpoint was evaluated with (conf/eval's default without one)."""
+        return (self.spec.eval if self.spec else EvalConfig.defaults()).metric
 
     def settings(self) -> dict[str, Any]:
         """Plain description of what produces the features (stored beside them and in exports)."""
@@ -343,7 +343,7 @@ class FeatureExtractor:
             for indices, images, bad in loader:
                 bad_images = [BadImage(names[i], error) for i, error in bad]
                 if bad_images and not skip_bad:
-                    raise OSError(f"{bad_images[0].error} {bad_image_hint}".rstrip())
+                    raise UnreadableInputError(f"{bad_images[0].error} {bad_image_hint}".rstrip())
                 yield indices, images, bad_images
                 bar.advance(task, len(indices) + len(bad))
 

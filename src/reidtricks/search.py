@@ -20,9 +20,10 @@ from rich.table import Table
 
 from reidtricks.cli_errors import one_line_errors
 from reidtricks.config import config_dir
-from reidtricks.errors import InputError
+from reidtricks.errors import InputError, MissingInputError, UnreadableInputError
 from reidtricks.evaluation import METRICS
 from reidtricks.evaluation.retrieval import query_gallery_distances
+from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.extract import extractor_from_config, save_npz, warn_bad_images
 from reidtricks.inference import (
     BadImage,
@@ -32,7 +33,7 @@ from reidtricks.inference import (
     list_image_files,
     market_ids,
 )
-from reidtricks.plots import plot_query_strip
+from reidtricks.reports.plots import plot_query_strip
 
 
 # -- gallery feature cache -------------------------------------------------------------------------
@@ -86,7 +87,9 @@ def gallery_features(
         cached = load_cached_gallery(cache_file, key)
         if cached is not None:
             if cached.bad and not skip_bad:  # the same answer as without the cache
-                raise OSError(f"{cached.bad[0].error} (skip_bad=true skips unreadable images)")
+                raise UnreadableInputError(
+                    f"{cached.bad[0].error} (skip_bad=true skips unreadable images)"
+                )
             return cached, cache_file, True
     result = extractor.extract_files(
         files,
@@ -125,7 +128,7 @@ def search_gallery(cfg: DictConfig) -> dict[str, Any]:
     queries, _ = list_image_files(cfg.query, "query")
     gallery_root = Path(cfg.gallery)
     if not gallery_root.is_dir():
-        raise FileNotFoundError(f"gallery={gallery_root}: no such folder")
+        raise MissingInputError(f"gallery={gallery_root}: no such folder")
     gallery_files, _ = list_image_files(gallery_root, "gallery")
 
     gallery, cache_file, cache_hit = gallery_features(cfg, extractor, gallery_root, gallery_files)
@@ -140,7 +143,7 @@ def search_gallery(cfg: DictConfig) -> dict[str, Any]:
     )
     if not query.paths or not gallery.paths:
         raise InputError("no readable query or gallery image left to search with")
-    evaluated = extractor.spec.eval if extractor.spec else {}
+    evaluated = extractor.spec.eval if extractor.spec else EvalConfig.defaults()
     rerank = bool(cfg.rerank)
     if metric not in METRICS:
         raise InputError(f"metric={metric!r}: expected one of {METRICS}")
@@ -149,9 +152,9 @@ def search_gallery(cfg: DictConfig) -> dict[str, Any]:
         gallery.features,
         metric,
         rerank,
-        k1=int(evaluated.get("k1", 20)),
-        k2=int(evaluated.get("k2", 6)),
-        lambda_value=float(evaluated.get("lambda_value", 0.3)),
+        k1=evaluated.k1,
+        k2=evaluated.k2,
+        lambda_value=evaluated.lambda_value,
     )
     # A query image that is itself in the gallery folder is not its own match.
     where = {os.path.realpath(path): g for g, path in enumerate(gallery.paths)}

@@ -17,22 +17,25 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from reidtricks import __version__
+from reidtricks.checks import require_int
 from reidtricks.cli_errors import one_line_errors
 from reidtricks.config import config_dir
-from reidtricks.ddp import isolated_ddp_job, patch_lightning_ddp_launcher
 from reidtricks.errors import InputError
 from reidtricks.evaluation.metrics import EvalResult
-from reidtricks.module import ReIDModule
-from reidtricks.plots import plot_training_curves
-from reidtricks.reporting import print_results_table
-from reidtricks.run_safety import (
+from reidtricks.evaluation.settings import EvalConfig
+from reidtricks.reports.plots import plot_training_curves
+from reidtricks.reports.tables import print_results_table
+from reidtricks.training.ddp import isolated_ddp_job, patch_lightning_ddp_launcher
+from reidtricks.training.module import ReIDModule
+from reidtricks.training.run_safety import (
     AtomicCheckpointIO,
     LastCheckpoint,
     claimed_run_dir,
     link_resumed_run,
     resolve_resume_path,
 )
-from reidtricks.startup_checks import check_before_training, check_numbers
+from reidtricks.training.settings import LossConfig, OptimConfig
+from reidtricks.training.startup_checks import check_before_training
 
 
 def build_callbacks(cfg: DictConfig) -> tuple[list[pl.Callback], ModelCheckpoint, LastCheckpoint]:
@@ -46,6 +49,25 @@ def build_callbacks(cfg: DictConfig) -> tuple[list[pl.Callback], ModelCheckpoint
             "conf/callbacks/default.yaml"
         )
     return callbacks, best, last
+
+
+def typed_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The loss, optim, eval and eval_variants groups as checked, typed settings for ReIDModule."""
+
+    def plain(node: Any) -> Any:
+        return OmegaConf.to_container(node, resolve=True)
+
+    eval_cfg = EvalConfig.from_mapping(plain(cfg.eval))
+    variants = plain(cfg.eval_variants) if cfg.get("eval_variants") else {}
+    return {
+        "loss": LossConfig.from_mapping(plain(cfg.loss)),
+        "optim": OptimConfig.from_mapping(plain(cfg.optim)),
+        "eval": eval_cfg,
+        "eval_variants": {
+            name: eval_cfg.updated(overrides, key=f"eval_variants.{name}")
+            for name, overrides in variants.items()
+        },
+    }
 
 
 def build_loggers(cfg: DictConfig) -> list[Any]:
@@ -85,7 +107,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def _train(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
     output_dir = Path(cfg.paths.output_dir)
-    check_numbers(cfg)
+    require_int("seed", cfg.seed)
+    settings = typed_settings(cfg)  # every loss/optim/eval key checked before the data are read
     resume_path = resolve_resume_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
     if cfg.get("threads") is not None:
         torch.set_num_threads(int(cfg.threads))
@@ -107,12 +130,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     module = ReIDModule(
         net,
         num_classes=datamodule.num_classes,
-        loss=OmegaConf.to_container(cfg.loss, resolve=True),
-        optim=OmegaConf.to_container(cfg.optim, resolve=True),
-        eval=OmegaConf.to_container(cfg.eval, resolve=True),
-        eval_variants=OmegaConf.to_container(cfg.eval_variants, resolve=True)
-        if cfg.get("eval_variants")
-        else {},
+        **settings,
         channels_last=bool(cfg.get("channels_last", False)),
         run_info=run_info,
     )

@@ -14,6 +14,7 @@ from reidtricks.data.image_dataset import ImageDataset, check_images_readable
 from reidtricks.data.sampler import PKBatchSampler
 from reidtricks.data.splits import ReIDItem, ReIDSplits, merge_train_splits
 from reidtricks.data.transforms import build_test_transform, build_train_transform
+from reidtricks.errors import InputError
 
 _TEST_TRANSFORM_KEYS = ("height", "width", "mean", "std")
 
@@ -56,9 +57,9 @@ class ReIDDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if not train_sources:
-            raise ValueError("data.train_sources is empty: name at least one dataset to train on")
+            raise InputError("data.train_sources is empty: name at least one dataset to train on")
         if not test_sources:
-            raise ValueError("data.test_sources is empty: name at least one dataset to test on")
+            raise InputError("data.test_sources is empty: name at least one dataset to test on")
         self.train_sources = dict(train_sources)
         self.test_sources = dict(test_sources)
         self.p, self.k = int(sampler["p"]), int(sampler["k"])

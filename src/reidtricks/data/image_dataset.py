@@ -9,6 +9,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from reidtricks.data.splits import ReIDItem
+from reidtricks.errors import MissingInputError, UnreadableInputError
 
 
 def read_image(path: str) -> Image.Image:
@@ -17,9 +18,11 @@ def read_image(path: str) -> Image.Image:
         with Image.open(path) as img:
             return img.convert("RGB")
     except FileNotFoundError as err:
-        raise FileNotFoundError(f"{path}: image file does not exist") from err
+        raise MissingInputError(f"{path}: image file does not exist") from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise OSError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
+        raise UnreadableInputError(
+            f"{path}: cannot read image ({type(err).__name__}: {err})"
+        ) from err
 
 
 def check_images_readable(item_lists: Sequence[Sequence[ReIDItem]], what: str) -> None:

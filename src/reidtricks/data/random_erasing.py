@@ -8,6 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from reidtricks.checks import require_int, require_number
+from reidtricks.errors import InputError
+
 _NAMED_FILLS = ("imagenet_mean", "zero", "random")
 # The authors write these constants into the *normalised* tensor; kept as the default.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -20,11 +23,11 @@ def _check_range(name: str, value: Sequence[float], low: float, high: float | No
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(
+        raise InputError(
             f"RandomErasing {name} must be two numbers (min, max), got {value!r}"
         ) from None
     if not (low < lo <= hi and (high is None or hi <= high)):
-        raise ValueError(
+        raise InputError(
             f"RandomErasing {name} must satisfy min <= max with both {bound}, got {value!r}"
         )
     return lo, hi
@@ -44,27 +47,21 @@ class RandomErasing(torch.nn.Module):
         max_attempts: int = 100,
     ) -> None:
         super().__init__()
-        if not 0.0 <= float(probability) <= 1.0:
-            raise ValueError(f"RandomErasing probability must be in [0, 1], got {probability!r}")
-        self.probability = float(probability)
+        self.probability = require_number("RandomErasing probability", probability, 0.0, 1.0)
         self.area_range = _check_range("area_range", area_range, 0.0, 1.0)
         self.aspect_range = _check_range("aspect_range", aspect_range, 0.0, None)
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise ValueError(
-                f"RandomErasing max_attempts must be an integer >= 1, got {max_attempts!r}"
-            )
-        self.max_attempts = max_attempts
+        self.max_attempts = require_int("RandomErasing max_attempts", max_attempts, minimum=1)
         if isinstance(fill, str):
             if fill not in _NAMED_FILLS:
-                raise ValueError(_FILL_ERROR.format(fill=fill))
+                raise InputError(_FILL_ERROR.format(fill=fill))
             self.fill: str | tuple[float, ...] = fill
         else:
             try:
                 values = tuple(float(v) for v in fill)
             except (TypeError, ValueError):
-                raise ValueError(_FILL_ERROR.format(fill=fill)) from None
+                raise InputError(_FILL_ERROR.format(fill=fill)) from None
             if not values:
-                raise ValueError("RandomErasing fill must have one value per channel, got none")
+                raise InputError("RandomErasing fill must have one value per channel, got none")
             self.fill = values
 
     def extra_repr(self) -> str:
@@ -82,7 +79,7 @@ class RandomErasing(torch.nn.Module):
             return torch.zeros(channels, h, w, dtype=img.dtype, device=img.device)
         values = _IMAGENET_MEAN if self.fill == "imagenet_mean" else self.fill
         if len(values) != channels:
-            raise ValueError(
+            raise InputError(
                 f"RandomErasing fill {self.fill!r} has {len(values)} values but the image has "
                 f"{channels} channels"
             )
@@ -92,7 +89,7 @@ class RandomErasing(torch.nn.Module):
     def forward(self, img: Tensor) -> Tensor:
         """Return `img` unchanged, or an erased copy (the input is never modified)."""
         if img.ndim != 3:
-            raise ValueError(
+            raise InputError(
                 f"RandomErasing expects a C x H x W tensor, got shape {tuple(img.shape)}"
             )
         if self.probability == 0.0 or torch.rand(()).item() >= self.probability:

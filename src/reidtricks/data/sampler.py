@@ -8,23 +8,22 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from reidtricks.checks import require_int
+from reidtricks.errors import InputError
+
 _SEED_MOD = 2**64
 
 
 def _check_pk(p: int, k: int) -> None:
-    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
-        raise ValueError(
-            f"data.sampler.p must be an integer >= 1 (identities per batch), got {p!r}"
-        )
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"data.sampler.k must be an integer >= 1 (images per identity), got {k!r}")
+    require_int("data.sampler.p", p, minimum=1)  # identities per batch
+    require_int("data.sampler.k", k, minimum=1)  # images per identity
 
 
 def _group_indices(pids: Sequence[int]) -> list[np.ndarray]:
     """Dataset indices of each identity, identities in sorted order, indices ascending."""
     arr = np.asarray(pids)
     if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(
+        raise InputError(
             f"PKBatchSampler pids must be a flat sequence of integer identity labels, "
             f"got shape {arr.shape} dtype {arr.dtype}"
         )
@@ -36,7 +35,7 @@ def _group_indices(pids: Sequence[int]) -> list[np.ndarray]:
 def _check_enough_ids(num_ids: int, p: int, num_replicas: int) -> None:
     need = p * num_replicas
     if num_ids < need:
-        raise ValueError(
+        raise InputError(
             f"P x K batching needs at least P*W = {need} identities (P={p} per rank x "
             f"W={num_replicas} ranks), the training set has {num_ids}; lower data.sampler.p"
         )
@@ -79,7 +78,7 @@ def pk_epoch_plan(
     """
     _check_pk(p, k)
     if num_replicas < 1:
-        raise ValueError(f"PKBatchSampler num_replicas must be >= 1, got {num_replicas}")
+        raise InputError(f"PKBatchSampler num_replicas must be >= 1, got {num_replicas}")
     groups = _group_indices(pids)
     _check_enough_ids(len(groups), p, num_replicas)
     return _plan_from_groups(groups, p, k, num_replicas, seed, epoch)
@@ -110,9 +109,9 @@ class PKBatchSampler(Sampler[list[int]]):
         if rank is None:
             rank = dist.get_rank() if distributed else 0
         if num_replicas < 1:
-            raise ValueError(f"PKBatchSampler num_replicas must be >= 1, got {num_replicas}")
+            raise InputError(f"PKBatchSampler num_replicas must be >= 1, got {num_replicas}")
         if not 0 <= rank < num_replicas:
-            raise ValueError(f"PKBatchSampler rank must be in [0, {num_replicas}), got {rank}")
+            raise InputError(f"PKBatchSampler rank must be in [0, {num_replicas}), got {rank}")
         self._groups = _group_indices(pids)
         _check_enough_ids(len(self._groups), p, num_replicas)
         self.p, self.k, self.seed = int(p), int(k), int(seed)
@@ -129,7 +128,7 @@ class PKBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose plan `__iter__` and `__len__` use (call before each epoch)."""
         if epoch < 0:
-            raise ValueError(f"PKBatchSampler epoch must be >= 0, got {epoch}")
+            raise InputError(f"PKBatchSampler epoch must be >= 0, got {epoch}")
         if epoch != self.epoch:
             self.epoch = int(epoch)
             self._batches = None

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from reidtricks.errors import InputError, error_summary
+from reidtricks.errors import ExistingOutputError, InputError, error_summary
 
 HEIGHT, WIDTH, NUM_CAMERAS = 128, 64, 6
 FORMAT_VERSION = 2
@@ -444,7 +444,7 @@ def generate_dataset(
         raise InputError(f"synthetic preset={preset!r}: expected one of {sorted(PRESETS)}")
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / MANIFEST).is_file():
-        raise FileExistsError(
+        raise ExistingOutputError(
             f"{out_dir} exists but has no {MANIFEST}, so it is not a generated dataset; "
             "move it away or set paths.data_dir to another folder"
         )
@@ -484,10 +484,15 @@ def generate_dataset(
     return out_dir
 
 
+def synthetic_dataset_dir(root: str | Path, preset: str, seed: int) -> Path:
+    """Where a preset and seed is generated under the data folder: <root>/synthetic-PRESET-seedSEED."""
+    return Path(root) / f"synthetic-{preset}-seed{int(seed)}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI: generate (unless already there) and print the split statistics."""
     from reidtricks.cli_errors import one_line_errors
-    from reidtricks.data.datasets.synthetic import SyntheticReID
+    from reidtricks.data.datasets.market_naming import read_market_style
 
     parser = argparse.ArgumentParser(description="Generate a synthetic ReID dataset.")
     parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
@@ -496,17 +501,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=None, help="render processes (max 8)")
     args = parser.parse_args(argv)
     start = time.time()
-    dataset = SyntheticReID(args.root, preset=args.preset, seed=args.seed)
+    dataset_dir = synthetic_dataset_dir(args.root, args.preset, args.seed)
     try:
         with one_line_errors():
-            if not dataset.is_complete():
-                generate_dataset(dataset.dataset_dir, args.preset, args.seed, workers=args.workers)
-            splits = dataset.load()
+            if not is_complete(dataset_dir, args.preset, args.seed):
+                generate_dataset(dataset_dir, args.preset, args.seed, workers=args.workers)
+            splits = read_market_style("synthetic", dataset_dir)
     except KeyboardInterrupt:
-        print(f"error: interrupted; {dataset.dataset_dir} was not written", file=sys.stderr)
+        print(f"error: interrupted; {dataset_dir} was not written", file=sys.stderr)
         raise SystemExit(130) from None
     print(splits.statistics_table())
-    print(f"{dataset.dataset_dir} ready in {time.time() - start:.1f} s")
+    print(f"{dataset_dir} ready in {time.time() - start:.1f} s")
 
 
 if __name__ == "__main__":

@@ -6,27 +6,29 @@ from collections.abc import Callable, Sequence
 
 from torchvision import transforms as T
 
+from reidtricks.checks import require_int, require_number
 from reidtricks.data.random_erasing import RandomErasing
+from reidtricks.errors import InputError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _check_size(height: int, width: int) -> tuple[int, int]:
-    for name, value in (("height", height), ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"data.transform.{name} must be an integer >= 1, got {value!r}")
-    return height, width
+    return (
+        require_int("data.transform.height", height, minimum=1),
+        require_int("data.transform.width", width, minimum=1),
+    )
 
 
 def _check_stats(mean: Sequence[float], std: Sequence[float]) -> tuple[list[float], list[float]]:
     mean_, std_ = [float(v) for v in mean], [float(v) for v in std]
     if len(mean_) != 3 or len(std_) != 3:
-        raise ValueError(
+        raise InputError(
             f"data.transform.mean/std must have 3 values (RGB), got mean={mean!r} std={std!r}"
         )
     if min(std_) <= 0:
-        raise ValueError(f"data.transform.std must be > 0 per channel, got {std!r}")
+        raise InputError(f"data.transform.std must be > 0 per channel, got {std!r}")
     return mean_, std_
 
 
@@ -45,10 +47,8 @@ def build_train_transform(
     """Resize, flip, zero-pad + random crop, to [0,1], normalise, then random erasing if p > 0."""
     size = _check_size(height, width)
     mean_, std_ = _check_stats(mean, std)
-    if not 0.0 <= float(flip_prob) <= 1.0:
-        raise ValueError(f"data.transform.flip_prob must be in [0, 1], got {flip_prob!r}")
-    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
-        raise ValueError(f"data.transform.pad must be an integer >= 0, got {pad!r}")
+    require_number("data.transform.flip_prob", flip_prob, 0.0, 1.0)
+    require_int("data.transform.pad", pad, minimum=0)
     steps: list[Callable] = [
         T.Resize(size, interpolation=T.InterpolationMode.BILINEAR),
         T.RandomHorizontalFlip(p=float(flip_prob)),
@@ -64,7 +64,7 @@ def build_train_transform(
             fill=erasing_fill,
         )
     except ValueError as err:
-        raise ValueError(f"data.transform.erasing_*: {err}") from None
+        raise InputError(f"data.transform.erasing_*: {err}") from None
     if erasing_prob > 0:
         steps.append(erasing)
     return T.Compose(steps)

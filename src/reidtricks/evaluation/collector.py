@@ -3,15 +3,14 @@ every test-time variant (feature, metric, flip, re-ranking) is then scored witho
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
 from reidtricks.evaluation.retrieval import deduplicate_by_index
+from reidtricks.evaluation.settings import EvalConfig
 
 FEATURE_KEYS = ("before_bn", "after_bn")
 
@@ -26,11 +25,11 @@ class TestFeatures:
     camids: Tensor
     num_query: int
 
-    def select(self, eval_cfg: Mapping[str, Any]) -> Tensor:
+    def select(self, eval_cfg: EvalConfig) -> Tensor:
         """The test-time feature of `eval_cfg`: f_t or f_i, averaged with the mirror if flip."""
-        feature = eval_cfg["feature"]
+        feature = eval_cfg.feature
         feats = self.feats[feature]
-        if eval_cfg.get("flip"):
+        if eval_cfg.flip:
             if f"{feature}_flip" not in self.feats:
                 raise ValueError("eval.flip=true but the flipped features were not extracted")
             feats = (feats + self.feats[f"{feature}_flip"]) / 2

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reidtricks.evaluation.ragged import ragged_arange
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -216,14 +218,6 @@ def _evaluate(
     )
 
 
-def _ragged_arange(starts: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-    """(owner, index) pairs enumerating starts[o] + 0..lengths[o]-1 for every owner o."""
-    owner = torch.repeat_interleave(torch.arange(len(lengths), device=lengths.device), lengths)
-    first = torch.cumsum(lengths, 0) - lengths
-    index = starts[owner] + torch.arange(len(owner), device=lengths.device) - first[owner]
-    return owner, index
-
-
 def _positives(
     dist: Tensor,
     dtype: torch.dtype,
@@ -242,7 +236,7 @@ def _positives(
     num_q, num_g = dist.shape
     lo = torch.searchsorted(g_pids_sorted, q_pids)
     hi = torch.searchsorted(g_pids_sorted, q_pids, right=True)
-    same_row, pos = _ragged_arange(lo, hi - lo)
+    same_row, pos = ragged_arange(lo, hi - lo)
     same_col = g_order[pos]  # same-identity gallery images, ascending index within each row
     keep = g_cams[same_col] != q_cams[same_row]
     row, col = same_row[keep], same_col[keep]

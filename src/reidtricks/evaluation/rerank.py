@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from reidtricks.evaluation.metrics import map_in_threads, torch_threads
+from reidtricks.evaluation.ragged import ragged_arange
 
 # Upper bound on elements of the temporaries built at once (gathered features, Jaccard triples).
 _BUDGET = 1 << 21
@@ -225,15 +226,6 @@ def _squared_norms(x: Tensor, rows: int = 4096) -> Tensor:
     return torch.cat([(part * part).sum(1) for part in x.split(rows)])
 
 
-def _ragged(starts: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-    """(owner, position) pairs enumerating starts[o] + 0..lengths[o]-1 for every owner o."""
-    owner = torch.repeat_interleave(torch.arange(len(lengths), device=lengths.device), lengths)
-    first = torch.cumsum(lengths, 0) - lengths
-    # index_select rather than advanced indexing: several times faster on CPU.
-    offset = (starts - first).index_select(0, owner)
-    return owner, offset + torch.arange(len(owner), device=lengths.device)
-
-
 def _row_pointers(rows: Tensor, n: int) -> Tensor:
     ptr = torch.zeros(n + 1, dtype=torch.int64, device=rows.device)
     ptr[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
@@ -250,7 +242,7 @@ def _local_expansion(
     def rows_of(a: int) -> tuple[Tensor, Tensor, Tensor]:
         nb = nbrs[a : a + chunk_size].reshape(-1)
         start = ptr.index_select(0, nb)
-        owner, pos = _ragged(start, ptr.index_select(0, nb + 1) - start)
+        owner, pos = ragged_arange(start, ptr.index_select(0, nb + 1) - start)
         key = (owner // k + a) * n + cols.index_select(0, pos)
         key, inverse = torch.unique(key, sorted=True, return_inverse=True)
         summed = torch.zeros(len(key), device=vals.device)
@@ -297,7 +289,7 @@ def _blend_jaccard(
         a, b = span
         e0, e1 = int(ptr[a]), int(ptr[b])
         e_cols = cols[e0:e1]
-        owner, pos = _ragged(col_ptr.index_select(0, e_cols), col_len.index_select(0, e_cols))
+        owner, pos = ragged_arange(col_ptr.index_select(0, e_cols), col_len.index_select(0, e_cols))
         flat = (rows[e0:e1] - a).index_select(0, owner) * ng + inv_rows.index_select(0, pos)
         mins = torch.minimum(vals[e0:e1].index_select(0, owner), inv_vals.index_select(0, pos))
         shared = torch.zeros((b - a) * ng, device=final.device).index_add_(0, flat, mins)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -12,8 +9,7 @@ from torch import Tensor
 from reidtricks.evaluation.distance import pairwise_distance
 from reidtricks.evaluation.metrics import EvalResult, evaluate
 from reidtricks.evaluation.rerank import re_rank
-
-FEATURE_CHOICES = ("before_bn", "after_bn")
+from reidtricks.evaluation.settings import EvalConfig
 
 
 def query_gallery_distances(
@@ -38,18 +34,18 @@ def evaluate_features(
     pids: Tensor,
     camids: Tensor,
     num_query: int,
-    eval_cfg: Mapping[str, Any],
+    eval_cfg: EvalConfig,
 ) -> tuple[EvalResult, Tensor]:
     """Split stacked features into query (first `num_query`) and gallery; rank and score them."""
     qf, gf = feats[:num_query], feats[num_query:]
     distmat = query_gallery_distances(
         qf,
         gf,
-        metric=eval_cfg.get("metric", "euclidean"),
-        rerank=bool(eval_cfg.get("rerank", False)),
-        k1=int(eval_cfg.get("k1", 20)),
-        k2=int(eval_cfg.get("k2", 6)),
-        lambda_value=float(eval_cfg.get("lambda_value", 0.3)),
+        metric=eval_cfg.metric,
+        rerank=eval_cfg.rerank,
+        k1=eval_cfg.k1,
+        k2=eval_cfg.k2,
+        lambda_value=eval_cfg.lambda_value,
     )
     result = evaluate(
         distmat,
@@ -57,8 +53,8 @@ def evaluate_features(
         pids[num_query:],
         camids[:num_query],
         camids[num_query:],
-        max_rank=int(eval_cfg.get("max_rank", 50)),
-        protocol=str(eval_cfg.get("protocol", "market")),
+        max_rank=eval_cfg.max_rank,
+        protocol=eval_cfg.protocol,
     )
     return result, distmat
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torchvision
 from torch import Tensor, nn
 
+from reidtricks.errors import InputError
 from reidtricks.models.pretrained import fetch, load_pretrained_file
 
 TORCHVISION_RESNETS = {
@@ -34,7 +35,7 @@ def _unstride_avg_pool(pool: nn.AvgPool2d) -> None:
     elif all(k == 2 * p + 1 for k, p in zip(kernel, padding, strict=True)):  # 3x3/s2 pad 1
         pool.stride = 1
     else:
-        raise ValueError(f"last_stride=1: cannot make {pool} size-preserving")
+        raise InputError(f"last_stride=1: cannot make {pool} size-preserving")
 
 
 def set_last_stride_one(layer4: nn.Sequential) -> None:
@@ -53,7 +54,7 @@ def set_last_stride_one(layer4: nn.Sequential) -> None:
             elif isinstance(module, nn.AvgPool2d):
                 _unstride_avg_pool(module)
             else:
-                raise ValueError(f"last_stride=1: unsupported stride-2 module {module}")
+                raise InputError(f"last_stride=1: unsupported stride-2 module {module}")
 
 
 def set_last_downsampling_stride_one(blocks: nn.Module) -> None:
@@ -67,7 +68,7 @@ def set_last_downsampling_stride_one(blocks: nn.Module) -> None:
         if any(isinstance(m, nn.Conv2d) and m.stride == (2, 2) for m in block.modules())
     ]
     if not strided:
-        raise ValueError("last_stride=1: the backbone has no stride-2 block to change")
+        raise InputError("last_stride=1: the backbone has no stride-2 block to change")
     for module in strided[-1].modules():
         if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
             module.stride = (1, 1)  # timm's "same"-padding convs pad from the stride at run time
@@ -133,7 +134,7 @@ def _timm_backbone(
     from timm.models.resnet import ResNet as TimmResNet
 
     if not timm.is_model(name):
-        raise ValueError(f"model.backbone={TIMM_PREFIX}{name}: timm has no model named {name!r}")
+        raise InputError(f"model.backbone={TIMM_PREFIX}{name}: timm has no model named {name!r}")
     kwargs = {"num_classes": 0, "global_pool": ""}
     if pretrained and not pretrained_path:
         model = fetch(name, lambda: timm.create_model(name, pretrained=True, **kwargs))
@@ -147,7 +148,7 @@ def _timm_backbone(
         elif isinstance(model, TimmEfficientNet):
             set_last_downsampling_stride_one(model.blocks)
         else:
-            raise ValueError(
+            raise InputError(
                 f"model.last_stride=1 is supported for timm models built on timm's ResNet class "
                 f"(resnet*, resnext*, seresnext*, resnest*, ...) or EfficientNet class "
                 f"(mobilenetv2_*, efficientnet_*, ...), not {TIMM_PREFIX}{name} "
@@ -169,7 +170,7 @@ def build_backbone(
     (the library's own download).
     """
     if last_stride not in (1, 2):
-        raise ValueError(f"model.last_stride={last_stride}: expected 1 or 2")
+        raise InputError(f"model.last_stride={last_stride}: expected 1 or 2")
     if name in TORCHVISION_RESNETS:
         return _torchvision_resnet(
             name, last_stride, pretrained, pretrained_path, pretrained_key_map
@@ -179,4 +180,4 @@ def build_backbone(
             name[len(TIMM_PREFIX) :], last_stride, pretrained, pretrained_path, pretrained_key_map
         )
     known = ", ".join([*TORCHVISION_RESNETS, f"{TIMM_PREFIX}<timm model name>"])
-    raise ValueError(f"model.backbone={name!r}: expected one of {known}")
+    raise InputError(f"model.backbone={name!r}: expected one of {known}")

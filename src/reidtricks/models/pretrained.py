@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from reidtricks.errors import error_summary
+from reidtricks.errors import InputError, MissingInputError, error_summary
 
 # ImageNet classifier heads, which a ReID backbone does not have; ignored in a weights file.
 HEAD_PREFIXES = ("fc.", "_fc.", "classifier.", "head.", "last_linear.")
@@ -46,7 +46,7 @@ def checked_state_dict(state: object, source: str) -> dict[str, torch.Tensor]:
     if not isinstance(state, Mapping) or not all(
         isinstance(v, torch.Tensor) for v in state.values()
     ):
-        raise ValueError(f"{source}: expected a state dict (weight names -> tensors)")
+        raise InputError(f"{source}: expected a state dict (weight names -> tensors)")
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -54,7 +54,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a .pt/.pth (weights-only) or .safetensors file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"model.pretrained_path={path}: no such file (expected a local torchvision or timm "
             "state dict; `make weights` writes the ImageNet files of mobilenetv2 and "
             "efficientnet_lite0; or set model.pretrained_path=null)"
@@ -67,7 +67,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:
-            raise ValueError(
+            raise InputError(
                 f"model.pretrained_path={path}: not a weights-only torch file ({error_summary(err)})"
             ) from err
     return checked_state_dict(state, f"model.pretrained_path={path}")
@@ -87,13 +87,13 @@ def map_keys_by_order(
         zip(ours, theirs, strict=False)
     ):
         if tuple(our_value.shape) != tuple(their_value.shape):
-            raise ValueError(
+            raise InputError(
                 f"{source}: pretrained_key_map=by_order: tensor {i} {their_key} has shape "
                 f"{tuple(their_value.shape)}, the backbone's {our_key} expects "
                 f"{tuple(our_value.shape)}"
             )
     if len(theirs) != len(ours):
-        raise ValueError(
+        raise InputError(
             f"{source}: pretrained_key_map=by_order: the file has {len(theirs)} tensors, the "
             f"backbone {len(ours)} (another model?)"
         )
@@ -105,7 +105,7 @@ def load_pretrained_file(backbone: nn.Module, path: str | Path, key_map: str = "
     ignored; every backbone key must be present with the backbone's shape. by_order: see
     `map_keys_by_order`. One-line errors otherwise."""
     if key_map not in KEY_MAPS:
-        raise ValueError(f"model.pretrained_key_map={key_map!r}: expected one of {KEY_MAPS}")
+        raise InputError(f"model.pretrained_key_map={key_map!r}: expected one of {KEY_MAPS}")
     expected = backbone.state_dict()
     state = read_state_dict(path)
     if key_map == "by_order":
@@ -114,7 +114,7 @@ def load_pretrained_file(backbone: nn.Module, path: str | Path, key_map: str = "
     missing = [k for k in expected if k not in state and not k.endswith(OPTIONAL_SUFFIXES)]
     if missing:  # checked before shapes: a missing key means weights of another model
         key = missing[0]
-        raise ValueError(
+        raise InputError(
             f"model.pretrained_path={path}: backbone key {key} (expected shape "
             f"{tuple(expected[key].shape)}) is missing from the file, with {len(missing) - 1} "
             f"more ({len(expected) - len(missing)} of {len(expected)} present: another model? "
@@ -122,7 +122,7 @@ def load_pretrained_file(backbone: nn.Module, path: str | Path, key_map: str = "
         )
     for key, value in expected.items():
         if key in state and tuple(state[key].shape) != tuple(value.shape):
-            raise ValueError(
+            raise InputError(
                 f"model.pretrained_path={path}: key {key} has shape {tuple(state[key].shape)}, "
                 f"expected {tuple(value.shape)}"
             )

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from reidtricks.errors import InputError
 from reidtricks.models.backbones import build_backbone
 
 NECKS = ("none", "bnneck")
@@ -16,6 +17,10 @@ class ReIDOutput(NamedTuple):
     feat_before_bn: Tensor  # f_t: pooled global feature, feeds the triplet and center losses
     feat_after_bn: Tensor  # f_i: after the BNNeck (the same tensor when neck="none")
     logits: Tensor  # identity logits
+
+    def feature(self, name: str) -> Tensor:
+        """The test-time feature `eval.feature` names: "before_bn" (f_t) or "after_bn" (f_i)."""
+        return self.feat_after_bn if name == "after_bn" else self.feat_before_bn
 
 
 class ReIDNet(nn.Module):
@@ -28,9 +33,9 @@ class ReIDNet(nn.Module):
     def __init__(self, backbone: nn.Module, feat_dim: int, num_classes: int, neck: str = "none"):
         super().__init__()
         if neck not in NECKS:
-            raise ValueError(f"model.neck={neck!r}: expected one of {NECKS}")
+            raise InputError(f"model.neck={neck!r}: expected one of {NECKS}")
         if num_classes < 1:
-            raise ValueError(f"num_classes={num_classes}: expected at least 1 training identity")
+            raise InputError(f"num_classes={num_classes}: expected at least 1 training identity")
         self.backbone, self.feat_dim, self.neck_type = backbone, feat_dim, neck
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.bottleneck: nn.BatchNorm1d | None = None

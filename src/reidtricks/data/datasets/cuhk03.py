@@ -10,6 +10,7 @@ from reidtricks.data.datasets.market_naming import (
     read_market_style,
 )
 from reidtricks.data.splits import ReIDSplits
+from reidtricks.errors import InputError
 
 VARIANTS = ("detected", "labeled")
 
@@ -21,13 +22,13 @@ class CUHK03NP:
 
     def __init__(self, root: str | Path, variant: str = "detected") -> None:
         if variant not in VARIANTS:
-            raise ValueError(f"cuhk03 variant={variant!r}: expected one of {VARIANTS}")
+            raise InputError(f"cuhk03 variant={variant!r}: expected one of {VARIANTS}")
         self.root, self.variant = str(root), variant
 
     def load(self) -> ReIDSplits:
         other = Path(self.root).name
         if other in VARIANTS and other != self.variant:
-            raise ValueError(f"{self.root} is the {other!r} folder but variant={self.variant!r}")
+            raise InputError(f"{self.root} is the {other!r} folder but variant={self.variant!r}")
         folder = find_dataset_dir(
             self.root,
             (f"cuhk03-np/{self.variant}", self.variant, ""),

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reidtricks.data.splits import ReIDItem, ReIDSplits, relabel
+from reidtricks.errors import InputError, MissingInputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _NAME = re.compile(r"^(-?\d+)_c(\d+)")
@@ -17,22 +18,22 @@ def parse_market_name(path: Path) -> tuple[int, int]:
     """(pid, camid 0-based) from a Market-style file name; ValueError naming the file otherwise."""
     match = _NAME.match(path.name)
     if match is None:
-        raise ValueError(
+        raise InputError(
             f"{path}: file name does not match the Market-1501 pattern ({NAME_PATTERN})"
         )
     pid, cam = int(match.group(1)), int(match.group(2))
     if cam < 1:
-        raise ValueError(f"{path}: camera c{cam} in the file name, expected c1 or higher")
+        raise InputError(f"{path}: camera c{cam} in the file name, expected c1 or higher")
     return pid, cam - 1
 
 
 def list_images(folder: Path) -> list[Path]:
     """Sorted image files of a folder; errors for a missing folder or one with no images."""
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder")
+        raise MissingInputError(f"{folder} is not a folder")
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
-        raise ValueError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+        raise InputError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
     return images
 
 
@@ -55,7 +56,7 @@ def find_dataset_dir(
     for path in tried:
         if all((path / r).exists() for r in required):
             return path
-    raise FileNotFoundError(
+    raise MissingInputError(
         f"dataset not found: tried {', '.join(str(p) for p in tried)}; expected {layout} "
         "(set paths.data_dir=/path/to/datasets)"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reidtricks.data.splits import ReIDItem, ReIDSplits, relabel
+from reidtricks.errors import InputError, MissingInputError
 
 # version -> (folder name, train image dir, test image dir)
 LAYOUTS = {
@@ -17,7 +18,7 @@ LISTS = ("list_train.txt", "list_val.txt", "list_query.txt", "list_gallery.txt")
 def read_list_file(list_path: Path, image_dir: Path) -> list[ReIDItem]:
     """Items of one list file; camera = int(third `_` field of the file name) - 1."""
     if not list_path.is_file():
-        raise FileNotFoundError(f"{list_path} is missing (expected lines 'relpath pid')")
+        raise MissingInputError(f"{list_path} is missing (expected lines 'relpath pid')")
     items = []
     for number, line in enumerate(list_path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -30,7 +31,7 @@ def read_list_file(list_path: Path, image_dir: Path) -> list[ReIDItem]:
             or len(fields) < 3
             or not fields[2].isdigit()
         ):
-            raise ValueError(
+            raise InputError(
                 f"{list_path}:{number}: expected 'relpath pid' with a file name like "
                 f"0000_000_01_0303morning_0015_0.jpg, got {line.strip()!r}"
             )
@@ -47,7 +48,7 @@ class MSMT17:
         self, root: str | Path, version: str = "auto", merge_train_val: bool = True
     ) -> None:
         if version not in ("auto", *LAYOUTS):
-            raise ValueError(f"msmt17 version={version!r}: expected auto, v1 or v2")
+            raise InputError(f"msmt17 version={version!r}: expected auto, v1 or v2")
         self.root, self.version, self.merge_train_val = str(root), version, merge_train_val
 
     def _locate(self) -> tuple[Path, str, str]:
@@ -60,7 +61,7 @@ class MSMT17:
                 tried.append(base)
                 if (base / train_dir).is_dir() and (base / test_dir).is_dir():
                     return base, train_dir, test_dir
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"dataset not found: tried {', '.join(str(p) for p in dict.fromkeys(tried))}; expected "
             "MSMT17_V1/{train,test,list_*.txt} or MSMT17_V2/{mask_train_v2,mask_test_v2,list_*.txt} "
             "(set paths.data_dir=/path/to/datasets)"

@@ -6,7 +6,12 @@ from pathlib import Path
 
 from reidtricks.data.datasets.market_naming import read_market_style
 from reidtricks.data.splits import ReIDSplits
-from reidtricks.data.synthetic_generator import PRESETS, generate_dataset, is_complete
+from reidtricks.data.synthetic_generator import (
+    PRESETS,
+    generate_dataset,
+    is_complete,
+    synthetic_dataset_dir,
+)
 from reidtricks.errors import InputError
 
 
@@ -23,7 +28,7 @@ class SyntheticReID:
     @property
     def dataset_dir(self) -> Path:
         """Where the dataset is (or will be) generated."""
-        return Path(self.root) / f"synthetic-{self.preset}-seed{self.seed}"
+        return synthetic_dataset_dir(self.root, self.preset, self.seed)
 
     def is_complete(self) -> bool:
         """A finished copy of this preset and seed is there (InputError: its manifest is corrupt)."""

@@ -7,38 +7,18 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
 from torch import Tensor
 
 from reidtricks.errors import InputError
 from reidtricks.evaluation.collector import FeatureCollector, TestFeatures
 from reidtricks.evaluation.metrics import EvalResult
-from reidtricks.evaluation.retrieval import FEATURE_CHOICES, evaluate_features
+from reidtricks.evaluation.retrieval import evaluate_features
+from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.losses import CenterLoss, batch_hard_triplet_loss, cross_entropy_loss
 from reidtricks.models import ReIDNet, ReIDOutput
-from reidtricks.optim import build_lr_scheduler, build_param_groups
-from reidtricks.rng import collect_rng_states, restore_rng_states
-
-DEFAULT_LOSS = {
-    "id_weight": 1.0,
-    "label_smoothing": 0.0,
-    "triplet_weight": 1.0,
-    "triplet_margin": 0.3,
-    "triplet_soft_margin": False,
-    "triplet_normalize": False,
-    "center_weight": 0.0,
-    "center_lr": 0.5,
-}
-DEFAULT_EVAL = {"feature": "before_bn", "metric": "euclidean", "flip": False, "rerank": False}
-
-
-def select_feature(out: ReIDOutput, feature: str) -> Tensor:
-    """The test-time feature: f_t (before the BNNeck) or f_i (after it)."""
-    if feature == "before_bn":
-        return out.feat_before_bn
-    if feature == "after_bn":
-        return out.feat_after_bn
-    raise ValueError(f"eval.feature={feature!r}: expected one of {FEATURE_CHOICES}")
+from reidtricks.training.optim import build_lr_scheduler, build_optimizer
+from reidtricks.training.rng import collect_rng_states, restore_rng_states
+from reidtricks.training.settings import LossConfig, OptimConfig
 
 
 class ReIDModule(pl.LightningModule):
@@ -52,10 +32,10 @@ class ReIDModule(pl.LightningModule):
         self,
         net: ReIDNet,
         num_classes: int,
-        loss: Mapping[str, Any] | None = None,
-        optim: Mapping[str, Any] | None = None,
-        eval: Mapping[str, Any] | None = None,
-        eval_variants: Mapping[str, Mapping[str, Any]] | None = None,
+        loss: LossConfig | None = None,
+        optim: OptimConfig | None = None,
+        eval: EvalConfig | None = None,
+        eval_variants: Mapping[str, EvalConfig] | None = None,
         channels_last: bool = False,
         run_info: Mapping[str, Any] | None = None,
     ) -> None:
@@ -63,29 +43,23 @@ class ReIDModule(pl.LightningModule):
         self.automatic_optimization = False
         self.net = net
         self.num_classes = num_classes
-        self.loss_cfg = {**DEFAULT_LOSS, **dict(loss or {})}
-        self.optim_cfg = dict(optim or {})
-        self.eval_cfg = {**DEFAULT_EVAL, **dict(eval or {})}
-        if self.eval_cfg["feature"] not in FEATURE_CHOICES:
-            raise ValueError(
-                f"eval.feature={self.eval_cfg['feature']!r}: expected one of {FEATURE_CHOICES}"
-            )
+        # Typed settings, checked when they were built; loss and optim are needed only to train.
+        self.loss_cfg = loss
+        self.optim_cfg = optim
+        self.eval_cfg = eval if eval is not None else EvalConfig.defaults()
         self.channels_last = channels_last
         self.run_info = dict(run_info or {})
-        self.center_weight = float(self.loss_cfg["center_weight"])
+        self.center_weight = loss.center_weight if loss is not None else 0.0
         self.center_loss: CenterLoss | None = None
         self.center_optimizer: torch.optim.Optimizer | None = None
         if self.center_weight > 0:
             self.center_loss = CenterLoss(num_classes, net.feat_dim)
             self.center_optimizer = torch.optim.SGD(
-                self.center_loss.parameters(), lr=float(self.loss_cfg["center_lr"])
+                self.center_loss.parameters(), lr=loss.center_lr
             )
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
-        self.eval_variants = {
-            name: {**self.eval_cfg, **dict(overrides)}
-            for name, overrides in dict(eval_variants or {}).items()
-        }
+        self.eval_variants = dict(eval_variants or {})
         self._collectors: list[FeatureCollector] = []
         self.test_features: dict[str, TestFeatures] = {}  # last evaluation pass, per test set
         self.features_step: int | None = None  # the global step those features come from
@@ -99,18 +73,20 @@ class ReIDModule(pl.LightningModule):
     def loss_terms(self, out: ReIDOutput, pids: Tensor) -> dict[str, Tensor]:
         """Every weighted term of L = L_id + L_triplet + beta * L_center, and their sum (fp32)."""
         cfg = self.loss_cfg
+        if cfg is None:
+            raise InputError("ReIDModule was built without loss settings: it can evaluate only")
         feats = out.feat_before_bn.float()
-        terms = {"id": cross_entropy_loss(out.logits, pids, label_smoothing=cfg["label_smoothing"])}
-        total = cfg["id_weight"] * terms["id"]
-        if cfg["triplet_weight"] > 0:
+        terms = {"id": cross_entropy_loss(out.logits, pids, label_smoothing=cfg.label_smoothing)}
+        total = cfg.id_weight * terms["id"]
+        if cfg.triplet_weight > 0:
             terms["triplet"] = batch_hard_triplet_loss(
                 feats,
                 pids,
-                margin=cfg["triplet_margin"],
-                soft_margin=cfg["triplet_soft_margin"],
-                normalize_features=cfg["triplet_normalize"],
+                margin=cfg.triplet_margin,
+                soft_margin=cfg.triplet_soft_margin,
+                normalize_features=cfg.triplet_normalize,
             )
-            total = total + cfg["triplet_weight"] * terms["triplet"]
+            total = total + cfg.triplet_weight * terms["triplet"]
         if self.center_loss is not None:
             terms["center"] = self.center_loss(feats, pids)
             total = total + self.center_weight * terms["center"]
@@ -156,7 +132,7 @@ class ReIDModule(pl.LightningModule):
         self.manual_backward(terms["total"])
         if self.center_optimizer is not None:
             self._step_centers()
-        clip = self.optim_cfg.get("gradient_clip_val")
+        clip = self.optim_cfg.gradient_clip_val
         if clip:
             self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
         optimizer.step()
@@ -178,26 +154,10 @@ class ReIDModule(pl.LightningModule):
         self.lr_schedulers().step()
 
     def configure_optimizers(self) -> dict[str, Any]:
-        cfg = self.optim_cfg
-        lr = float(cfg.get("lr", 3.5e-4))
-        groups = build_param_groups(
-            self.net,
-            lr=lr,
-            weight_decay=float(cfg.get("weight_decay", 5e-4)),
-            bias_lr_factor=float(cfg.get("bias_lr_factor", 1.0)),
-            weight_decay_bias=cfg.get("weight_decay_bias"),
-        )
-        factory = cfg.get("optimizer") or {"_target_": "torch.optim.Adam", "_partial_": True}
-        if isinstance(factory, Mapping):
-            factory = instantiate(factory)
-        optimizer = factory(groups, lr=lr)
-        scheduler = build_lr_scheduler(
-            optimizer,
-            milestones=cfg.get("milestones", (40, 70)),
-            gamma=float(cfg.get("gamma", 0.1)),
-            warmup_epochs=int(cfg.get("warmup_epochs", 10)) if cfg.get("warmup") else 0,
-            warmup_start_factor=float(cfg.get("warmup_start_factor", 0.01)),
-        )
+        if self.optim_cfg is None:
+            raise InputError("ReIDModule was built without optim settings: it can evaluate only")
+        optimizer = build_optimizer(self.net, self.optim_cfg)
+        scheduler = build_lr_scheduler(optimizer, self.optim_cfg)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
@@ -207,10 +167,10 @@ class ReIDModule(pl.LightningModule):
     @torch.no_grad()
     def extract_features(self, images: Tensor) -> Tensor:
         """Test-time feature (before/after BN, optionally averaged with the flipped image), fp32."""
-        feature = self.eval_cfg["feature"]
-        feats = select_feature(self(images), feature).float()
-        if self.eval_cfg.get("flip"):
-            feats = (feats + select_feature(self(images.flip(dims=[3])), feature).float()) / 2
+        feature = self.eval_cfg.feature
+        feats = self(images).feature(feature).float()
+        if self.eval_cfg.flip:
+            feats = (feats + self(images.flip(dims=[3])).feature(feature).float()) / 2
         return feats
 
     def _eval_start(self) -> None:
@@ -219,7 +179,7 @@ class ReIDModule(pl.LightningModule):
             # checkpoint holds (without sync_batchnorm each rank keeps its own during training).
             for buffer in self.net.buffers():
                 torch.distributed.broadcast(buffer, src=0)
-        with_flip = any(cfg.get("flip") for cfg in self.all_eval_cfgs().values())
+        with_flip = any(cfg.flip for cfg in self.all_eval_cfgs().values())
         self._collectors = [
             FeatureCollector(with_flip).to(self.device) for _ in self.trainer.datamodule.test_sets
         ]
@@ -265,11 +225,11 @@ class ReIDModule(pl.LightningModule):
                     self.log(f"{prefix}/{key}", value, prog_bar=key in ("rank1", "mAP"))
         self._collectors = []
 
-    def all_eval_cfgs(self) -> dict[str, dict[str, Any]]:
+    def all_eval_cfgs(self) -> dict[str, EvalConfig]:
         """The default test-time settings ("" key) and every named variant, merged over them."""
         return {"": self.eval_cfg, **self.eval_variants}
 
-    def evaluate_cached(self, eval_cfg: Mapping[str, Any]) -> dict[str, tuple[EvalResult, Tensor]]:
+    def evaluate_cached(self, eval_cfg: EvalConfig) -> dict[str, tuple[EvalResult, Tensor]]:
         """(result, Q x G distances) per test set for these settings, from the features of the
         last evaluation pass (`features_step` tells which training step they come from)."""
         return {

@@ -1,40 +1,20 @@
 """Checks at start-up that would otherwise fail (or mislead) only at the first validation, after
-hours of training: test sets without valid queries, eval settings, too few images per identity."""
+hours of training: test sets without valid queries, too few images per identity (the settings
+themselves are checked when their typed configs are built)."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from reidtricks.data.splits import ReIDItem
 from reidtricks.errors import InputError
-from reidtricks.evaluation.distance import METRICS
-from reidtricks.evaluation.metrics import PROTOCOLS
-from reidtricks.evaluation.retrieval import FEATURE_CHOICES
 
 log = logging.getLogger("reidtricks")
-
-
-def check_eval_settings(eval_cfg: Mapping[str, Any], key: str = "eval") -> None:
-    """Every test-time setting has a known value; one line naming the key otherwise."""
-    choices = {"feature": FEATURE_CHOICES, "metric": METRICS, "protocol": PROTOCOLS}
-    for name, allowed in choices.items():
-        if name in eval_cfg and eval_cfg[name] not in allowed:
-            raise InputError(f"{key}.{name}={eval_cfg[name]!r}: expected one of {allowed}")
-    for name in ("flip", "rerank"):
-        if name in eval_cfg and not isinstance(eval_cfg[name], bool):
-            raise InputError(f"{key}.{name}={eval_cfg[name]!r}: expected true or false")
-    for name in ("k1", "k2", "max_rank"):
-        value = eval_cfg.get(name, 1)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InputError(f"{key}.{name}={value!r}: expected an integer >= 1")
-    lam = eval_cfg.get("lambda_value", 0.0)
-    if isinstance(lam, bool) or not isinstance(lam, int | float) or not 0.0 <= lam <= 1.0:
-        raise InputError(f"{key}.lambda_value={lam!r}: expected a number in [0, 1]")
 
 
 def count_valid_queries(query: Sequence[ReIDItem], gallery: Sequence[ReIDItem]) -> int:
@@ -81,28 +61,8 @@ def warn_small_identities(train_items: Sequence[ReIDItem], k: int) -> int:
     return small
 
 
-def check_numbers(cfg: DictConfig) -> None:
-    """Numeric settings that are read as numbers later: one line naming a key whose value is not."""
-    for key in ("seed", "optim.lr", "optim.weight_decay", "optim.gamma", "optim.warmup_epochs"):
-        value = OmegaConf.select(cfg, key)
-        if value is None:
-            continue
-        is_int = key in ("seed", "optim.warmup_epochs")
-        kind = int if is_int else int | float
-        if isinstance(value, bool) or not isinstance(value, kind):
-            expected = "an integer" if is_int else "a number"
-            raise InputError(f"{key}={value!r}: expected {expected}")
-
-
 def check_before_training(cfg: DictConfig, datamodule: Any) -> None:
     """All start-up checks of a training run (after the data are parsed, before any step)."""
-    check_eval_settings(OmegaConf.to_container(cfg.eval, resolve=True))
-    for name, overrides in (cfg.get("eval_variants") or {}).items():
-        merged = {
-            **OmegaConf.to_container(cfg.eval, resolve=True),
-            **OmegaConf.to_container(overrides, resolve=True),
-        }
-        check_eval_settings(merged, key=f"eval_variants.{name}")
     max_epochs = cfg.trainer.get("max_epochs")
     if max_epochs is not None and max_epochs <= 0:
         log.warning("trainer.max_epochs=%s: no training epoch will run", max_epochs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -14,16 +15,12 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from reidtricks.data.splits import ReIDItem
-
-
-class _TestSetLike:
-    query: Sequence[ReIDItem]
-    gallery: Sequence[ReIDItem]
+if TYPE_CHECKING:
+    from reidtricks.data.datamodule import TestSet
 
 
 def plot_ranked_retrievals(
-    distmat: Tensor, test_set: _TestSetLike, out_png: Path, num_queries: int = 8, topk: int = 10
+    distmat: Tensor, test_set: TestSet, out_png: Path, num_queries: int = 8, topk: int = 10
 ) -> Path:
     """Evenly spaced queries with their top-k gallery matches (Market protocol: same pid and
     camera removed); green frame = correct identity, red = wrong."""

@@ -1,0 +1,1 @@
+"""Study reports: tables, charts and the published numbers they are compared with."""
