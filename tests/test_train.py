@@ -185,10 +185,9 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
 
 
 def test_one_line_errors_keeps_the_traceback_on_request(monkeypatch, capsys):
-    from reidtricks.cli_errors import one_line_errors
-
     from hydra.errors import InstantiationException
 
+    from reidtricks.cli_errors import one_line_errors
     from reidtricks.errors import InputError, MissingInputError
 
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
