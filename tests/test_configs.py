@@ -111,6 +111,7 @@ def test_trick_overrides_win_over_an_experiment():
         ("image_size", {"data.transform"}),
         ("backbones", {"model"}),
         ("ablation_cuhk03", {"+trick"}),
+        ("ablation_cuhk03_long", {"+trick"}),
         ("bnneck_metrics_cuhk03", set()),
     ],
 )
@@ -157,3 +158,11 @@ def test_real_image_experiments_use_imagenet_mobilenetv2_on_cuhk03(experiment):
     if experiment != "cuhk03_cpu":  # the studies: two 1-thread jobs at a time
         assert cfg.threads == 1 and cfg.data.loader.num_workers == 0
         assert cfg.hydra.launcher.n_jobs == 2
+
+
+def test_long_cuhk03_ablation_scales_the_schedule_by_two_and_a_half():
+    cfg = compose_train("experiment=ablation_cuhk03_long", "+trick=warmup", hydra_cfg=True)
+    assert (cfg.trainer.max_epochs, list(cfg.optim.milestones)) == (30, [10, 18])
+    assert cfg.optim.warmup is True and cfg.optim.warmup_epochs == 3
+    assert cfg.task_name == "ablation_cuhk03_long" and cfg.threads == 1
+    assert cfg.model.backbone == "timm:mobilenetv2_100" and cfg.hydra.launcher.n_jobs == 2
