@@ -72,7 +72,7 @@ class LastCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         if epoch % self.every_n_epochs == 0 or epoch >= (trainer.max_epochs or 0):
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # full state, to resume
 
 
 def _pid_alive(pid: int) -> bool:
