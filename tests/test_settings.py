@@ -13,8 +13,7 @@ from reidtricks.checks import require_bool, require_choice, require_int, require
 from reidtricks.config import config_dir, group_defaults
 from reidtricks.errors import InputError
 from reidtricks.evaluation.settings import EvalConfig
-from reidtricks.train import typed_settings
-from reidtricks.training.settings import LossConfig, OptimConfig
+from reidtricks.training.settings import LossConfig, OptimConfig, typed_settings
 
 TYPED = [(LossConfig, "loss", "default"), (OptimConfig, "optim", "adam"),
          (OptimConfig, "optim", "sgd"), (EvalConfig, "eval", "default")]  # fmt: skip

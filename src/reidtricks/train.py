@@ -22,7 +22,6 @@ from reidtricks.cli_errors import one_line_errors
 from reidtricks.config import config_dir
 from reidtricks.errors import InputError
 from reidtricks.evaluation.metrics import EvalResult
-from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.reports.plots import plot_training_curves
 from reidtricks.reports.tables import print_results_table
 from reidtricks.training.ddp import isolated_ddp_job, patch_lightning_ddp_launcher
@@ -34,7 +33,7 @@ from reidtricks.training.run_safety import (
     link_resumed_run,
     resolve_resume_path,
 )
-from reidtricks.training.settings import LossConfig, OptimConfig
+from reidtricks.training.settings import typed_settings
 from reidtricks.training.startup_checks import check_before_training
 
 
@@ -49,25 +48,6 @@ def build_callbacks(cfg: DictConfig) -> tuple[list[pl.Callback], ModelCheckpoint
             "conf/callbacks/default.yaml"
         )
     return callbacks, best, last
-
-
-def typed_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The loss, optim, eval and eval_variants groups as checked, typed settings for ReIDModule."""
-
-    def plain(node: Any) -> Any:
-        return OmegaConf.to_container(node, resolve=True)
-
-    eval_cfg = EvalConfig.from_mapping(plain(cfg.eval))
-    variants = plain(cfg.eval_variants) if cfg.get("eval_variants") else {}
-    return {
-        "loss": LossConfig.from_mapping(plain(cfg.loss)),
-        "optim": OptimConfig.from_mapping(plain(cfg.optim)),
-        "eval": eval_cfg,
-        "eval_variants": {
-            name: eval_cfg.updated(overrides, key=f"eval_variants.{name}")
-            for name, overrides in variants.items()
-        },
-    }
 
 
 def build_loggers(cfg: DictConfig) -> list[Any]:

@@ -7,9 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from reidtricks.checks import require_bool, require_int, require_number
 from reidtricks.config import group_defaults, typed_config
 from reidtricks.errors import InputError
+from reidtricks.evaluation.settings import EvalConfig
 
 
 @dataclass(frozen=True)
@@ -103,3 +106,22 @@ class OptimConfig:
     def defaults(cls, option: str = "adam") -> OptimConfig:
         """conf/optim/OPTION.yaml."""
         return cls.from_mapping(group_defaults("optim", option))
+
+
+def typed_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The loss, optim, eval and eval_variants groups as checked, typed settings for ReIDModule."""
+
+    def plain(node: Any) -> Any:
+        return OmegaConf.to_container(node, resolve=True)
+
+    eval_cfg = EvalConfig.from_mapping(plain(cfg.eval))
+    variants = plain(cfg.eval_variants) if cfg.get("eval_variants") else {}
+    return {
+        "loss": LossConfig.from_mapping(plain(cfg.loss)),
+        "optim": OptimConfig.from_mapping(plain(cfg.optim)),
+        "eval": eval_cfg,
+        "eval_variants": {
+            name: eval_cfg.updated(overrides, key=f"eval_variants.{name}")
+            for name, overrides in variants.items()
+        },
+    }
