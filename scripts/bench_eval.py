@@ -20,6 +20,7 @@ that other processes kept busy during a job (the busy process included).
                                                           # case and kind, ~15 min on 2 idle cores
     python scripts/bench_eval.py --cases small --no-busy  # a quick check, under a minute
     python scripts/bench_eval.py --cases market --kind random,good --markdown out.md
+    python scripts/bench_eval.py --cases market --tasks eval --no-busy   # evaluate only
 """
 
 from __future__ import annotations
@@ -279,6 +280,7 @@ def main() -> None:
     )
     parser.add_argument("--cases", default="small,market,msmt", help="comma list of sizes")
     parser.add_argument("--kind", default=",".join(KINDS), help="comma list of feature kinds")
+    parser.add_argument("--tasks", default="eval,rerank", help="comma list of eval, rerank")
     parser.add_argument(
         "--busy",
         action=argparse.BooleanOptionalAction,
@@ -303,15 +305,19 @@ def main() -> None:
 
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     kinds = [k.strip() for k in args.kind.split(",") if k.strip()]
-    if set(cases) - set(SIZES) or set(kinds) - set(KINDS):
-        parser.error(f"expected cases among {sorted(SIZES)} and kinds among {list(KINDS)}")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if set(cases) - set(SIZES) or set(kinds) - set(KINDS) or set(tasks) - {"eval", "rerank"}:
+        parser.error(
+            f"expected cases among {sorted(SIZES)}, kinds among {list(KINDS)} and tasks among "
+            "eval, rerank"
+        )
     load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_eval_"))
     env, idle_mb = spawn(["small", "idle", "torch", "random", str(tmp)], args.threads, False)
     runs = []
     for kind in kinds:
         for case, task, impl in JOBS:
-            if case not in cases:
+            if case not in cases or task not in tasks:
                 continue
             runs.append((case, kind, task, impl, False))
             if args.busy and impl == "torch" and (case, task) != ("msmt", "rerank"):

@@ -41,6 +41,12 @@ CUHK03_SEED = 0
 _ELEMENT_BUDGET = 1 << 20
 _IMAGES_PER_BIN = 2
 _MAX_BINS = 1 << 16
+# Bins after a row's last match bin. Images past the last match (most of a row on good
+# features) take one of them by column, so that the histogram's increments do not all hit one
+# counter in a row: a chain of dependent read-modify-writes that ran the histogram 1.7x slower.
+_TOP_BINS = 4
+# Distances per block of the bin map on CPU (its float and int32 arrays fit in a core's L2).
+_MAP_BLOCK = 1 << 18
 
 
 @dataclass
@@ -291,8 +297,10 @@ class _Workspace:
     """
 
     def __init__(self, rows: int, num_g: int, num_bins: int, dtype: torch.dtype, device):
-        nb = num_bins + 1
-        self.scaled = torch.empty(rows, num_g, dtype=dtype, device=device)
+        nb = num_bins + _TOP_BINS
+        # The bin map runs over blocks of rows small enough to stay in a core's cache (CPU).
+        step = max(1, min(rows, _MAP_BLOCK // num_g)) if torch.device(device).type == "cpu" else rows
+        self.scaled = torch.empty(step, num_g, dtype=dtype, device=device)
         self.bins = torch.empty(rows, num_g, dtype=torch.int32, device=device)
         # Whole 8-byte words, so that _nonzero can skip the all-zero words first.
         self.hits = torch.empty(-(-rows * num_g // 8) * 8, dtype=torch.bool, device=device)
@@ -305,6 +313,10 @@ class _Workspace:
         self.ones = torch.ones(1, dtype=torch.int32, device=device).expand(rows * num_g)
         # Row r's bins are r * nb + 0..num_bins; the + 1.5 puts the first match in bin 1.
         self.offset = torch.arange(rows, device=device, dtype=dtype)[:, None] * nb + 1.5
+        # Clamp bounds: below the first match, bin 0; past the last, bin num_bins + column % 4.
+        self.bottom = torch.tensor(-1.5, dtype=dtype, device=device)
+        column = torch.arange(num_g, device=device) % _TOP_BINS
+        self.top = (num_bins - 1.5 + column).to(dtype)[None, :]
 
 
 def _nonzero(hits: Tensor) -> Tensor:
@@ -335,7 +347,7 @@ def _match_ranks(
     width = pd.shape[1]
     device = dist.device
     num_bins = max(4, min(num_g // _IMAGES_PER_BIN, _MAX_BINS))
-    rows = max(1, min(rows, num_q, (1 << 24) // (num_bins + 1)))  # flat bins exact in float32
+    rows = max(1, min(rows, num_q, (1 << 24) // (num_bins + _TOP_BINS)))  # exact in float32
     scan = _Scan(dist, pd, pi, counts, same, num_bins)
     spare: queue.SimpleQueue[_Workspace] = queue.SimpleQueue()  # one workspace per thread
 
@@ -384,22 +396,27 @@ class _Scan:
         """Rows a..b-1: `before` from the histogram; returns the (flat index, first and last
         match slot) of every image that shares a bin with a correct match."""
         num_g, num_bins = self.dist.shape[1], self.num_bins
-        nb = num_bins + 1  # bin 0: before the first match's bin; num_bins: after the last's
+        # Bin 0: before the first match's bin; num_bins and up: after the last match's bin.
+        nb = num_bins + _TOP_BINS
         n, size = b - a, (b - a) * num_g
         # Separate IEEE operations (no fused multiply-add), each non-decreasing in d, so the map
         # is too: an image in a lower bin than a match is strictly closer, in a higher one
         # strictly farther. Only the images in a match's own bin need an exact comparison.
-        # Infinite distances go to the first or last bin, like any beyond the matches.
-        t = torch.sub(self.dist[a:b], self.lo[a:b, None], out=work.scaled[:n])
-        if bool(torch.isnan(t.sum())) and bool(torch.isnan(self.dist[a:b]).any()):
-            raise ValueError(f"distmat contains NaN (in query rows {a}..{b - 1})")
-        t.mul_(self.scale[a:b, None]).clamp_(-1.5, num_bins - 1.5)
-        exact = self.exact[(self.exact >= a) & (self.exact < b)]
-        if len(exact):
-            t[exact - a] = -1.5  # the whole row in bin 0 (and no NaN from 0 * inf)
-        t.add_(work.offset[:n])
+        # Infinite distances go to the first or top bins, like any beyond the matches; the top
+        # bins' order is of no account, as no match lies in them.
         bins = work.bins[:n]
-        bins.copy_(t)  # truncation: (r - a) * nb + bin, exact integers
+        step = work.scaled.shape[0]
+        for c in range(a, b, step):
+            d = min(c + step, b)
+            t = torch.sub(self.dist[c:d], self.lo[c:d, None], out=work.scaled[: d - c])
+            if bool(torch.isnan(t.sum())) and bool(torch.isnan(self.dist[c:d]).any()):
+                raise ValueError(f"distmat contains NaN (in query rows {c}..{d - 1})")
+            t.mul_(self.scale[c:d, None]).clamp_(work.bottom, work.top)
+            t.add_(work.offset[c - a : d - a])
+            bins[c - a : d - a].copy_(t)  # truncation: (r - a) * nb + bin, exact integers
+        exact = self.exact[(self.exact >= a) & (self.exact < b)] - a
+        if len(exact):  # the whole row in bin 0 (this also drops any NaN from 0 * inf)
+            bins[exact] = (exact * nb).to(bins.dtype)[:, None]
         flat = bins.view(-1)
         pos = bins.gather(1, self.pi[a:b].clamp(max=num_g - 1)).view(-1).long()
         # Other-identity images in lower bins than each match: all, less the same-identity ones.
