@@ -299,7 +299,9 @@ class _Workspace:
     def __init__(self, rows: int, num_g: int, num_bins: int, dtype: torch.dtype, device):
         nb = num_bins + _TOP_BINS
         # The bin map runs over blocks of rows small enough to stay in a core's cache (CPU).
-        step = max(1, min(rows, _MAP_BLOCK // num_g)) if torch.device(device).type == "cpu" else rows
+        step = (
+            max(1, min(rows, _MAP_BLOCK // num_g)) if torch.device(device).type == "cpu" else rows
+        )
         self.scaled = torch.empty(step, num_g, dtype=dtype, device=device)
         self.bins = torch.empty(rows, num_g, dtype=torch.int32, device=device)
         # Whole 8-byte words, so that _nonzero can skip the all-zero words first.
