@@ -1,5 +1,6 @@
 """How to spend 2 CPU cores on training jobs: one 2-thread job after another, or two 1-thread jobs
-at once (what `hydra/launcher=cpu_parallel threads=1` does), and fp32 against bf16-mixed.
+at once (what `hydra/launcher=cpu_parallel threads=1` does), and fp32 against channels-last and
+bf16-mixed (fast where the CPU has bf16 matrix units, e.g. AMX; many times slower where it has none).
 
     python scripts/bench_cpu_jobs.py [--steps 30] [--experiment cuhk03_cpu] [--skip-bf16]
 
@@ -17,12 +18,26 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 
 def command(args: argparse.Namespace, logs: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "reidtricks.train", f"experiment={args.experiment}",
             "trainer.max_epochs=1", f"++trainer.limit_train_batches={args.steps}", "run_test=false",
             "++trainer.enable_progress_bar=false", "logger={}", f"paths.log_dir={logs}", *extra]  # fmt: skip
+
+
+def cpu_description() -> str:
+    """The CPU's model name and its bf16 features, from /proc/cpuinfo (Linux; else 'unknown')."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln), "?"
+    )
+    flags = sorted({f for f in info.split() if f in ("avx512_bf16", "amx_bf16")})
+    return f"{model} ({', '.join(flags) or 'no bf16 units'})"
 
 
 def run_jobs(jobs: list[tuple[list[str], int]]) -> float:
@@ -52,19 +67,27 @@ def main() -> None:
         one_2t = run_jobs([(command(args, logs, "data.loader.num_workers=1"), 2)])
         one_1t = run_jobs([(job, 1)])
         pair_1t = run_jobs([(job, 1), ([*job, "seed=1"], 1)])
-        bf16 = None
+        cl = [*job, "channels_last=true"]
+        pair_cl = run_jobs([(cl, 1), ([*cl, "seed=1"], 1)])
+        bf16 = pair_bf16 = None
         if not args.skip_bf16:
             bf16 = run_jobs([(command(args, logs, "data.loader.num_workers=1",
                                       "trainer.precision=bf16-mixed"), 2)])  # fmt: skip
+            cl_bf16 = [*cl, "trainer.precision=bf16-mixed"]
+            pair_bf16 = run_jobs([(cl_bf16, 1), ([*cl_bf16, "seed=1"], 1)])
     load = os.getloadavg()[0]
     print(f"experiment={args.experiment} steps={args.steps} cores={os.cpu_count()} "
-          f"load(1 min)={load:.2f}")  # fmt: skip
+          f"load(1 min)={load:.2f}; {cpu_description()}")  # fmt: skip
     print("| case | wall s | jobs | throughput vs 2-thread jobs in turn |\n|---|---|---|---|")
     print(f"| one job, 2 threads, 1 loader worker (fp32) | {one_2t:.1f} | 1 | 1.00x |")
     print(f"| one job, 1 thread, no loader worker | {one_1t:.1f} | 1 | {one_2t / one_1t:.2f}x |")
     print(f"| two jobs at once, 1 thread each | {pair_1t:.1f} | 2 | {2 * one_2t / pair_1t:.2f}x |")
+    print(f"| two jobs at once, 1 thread each, channels-last | {pair_cl:.1f} | 2 | "
+          f"{2 * one_2t / pair_cl:.2f}x |")  # fmt: skip
     if bf16 is not None:
         print(f"| one job, 2 threads, bf16-mixed | {bf16:.1f} | 1 | {one_2t / bf16:.2f}x |")
+        print(f"| two jobs at once, 1 thread each, bf16-mixed channels-last | {pair_bf16:.1f} | 2 "
+              f"| {2 * one_2t / pair_bf16:.2f}x |")  # fmt: skip
 
 
 if __name__ == "__main__":
