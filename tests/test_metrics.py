@@ -103,16 +103,15 @@ def test_coarse_bins_compare_more_images_exactly(kind, monkeypatch):
 
 
 @pytest.mark.parametrize("top_bins", [1, 3, 4])
-@pytest.mark.parametrize("map_block", [1, 2000, 1 << 16])
-def test_bin_map_blocks_and_top_bins_do_not_change_results(top_bins, map_block, monkeypatch):
-    """The map in blocks of one row or many, images past the last match spread over 1-4 bins."""
+def test_top_bins_do_not_change_results(top_bins, monkeypatch):
+    """Images past a row's last match spread over 1, 3 or 4 top bins: the same metrics."""
     monkeypatch.setattr(metrics, "_TOP_BINS", top_bins)
-    monkeypatch.setattr(metrics, "_MAP_BLOCK", map_block)
     for kind in sorted(KINDS):
         case = feature_case(np.random.default_rng(5), kind, ties=kind == "medium")
         case[0][3, ::7] = np.inf  # past every match, in every top bin
         expected = evaluate_per_query(*case, 20)
-        check(evaluate(*case, max_rank=20, chunk_size=13, threads=2), expected, 20)
+        for chunk in (1, 13, None):
+            check(evaluate(*case, max_rank=20, chunk_size=chunk, threads=2), expected, 20)
 
 
 def test_rows_outside_the_binned_case_match_reference():

@@ -45,8 +45,6 @@ _MAX_BINS = 1 << 16
 # features) take one of them by column, so that the histogram's increments do not all hit one
 # counter in a row: a chain of dependent read-modify-writes that ran the histogram 1.7x slower.
 _TOP_BINS = 4
-# Distances per block of the bin map on CPU (its float and int32 arrays fit in a core's L2).
-_MAP_BLOCK = 1 << 18
 
 
 @dataclass
@@ -298,11 +296,7 @@ class _Workspace:
 
     def __init__(self, rows: int, num_g: int, num_bins: int, dtype: torch.dtype, device):
         nb = num_bins + _TOP_BINS
-        # The bin map runs over blocks of rows small enough to stay in a core's cache (CPU).
-        step = (
-            max(1, min(rows, _MAP_BLOCK // num_g)) if torch.device(device).type == "cpu" else rows
-        )
-        self.scaled = torch.empty(step, num_g, dtype=dtype, device=device)
+        self.scaled = torch.empty(rows, num_g, dtype=dtype, device=device)
         self.bins = torch.empty(rows, num_g, dtype=torch.int32, device=device)
         # Whole 8-byte words, so that _nonzero can skip the all-zero words first.
         self.hits = torch.empty(-(-rows * num_g // 8) * 8, dtype=torch.bool, device=device)
@@ -353,23 +347,22 @@ def _match_ranks(
     scan = _Scan(dist, pd, pi, counts, same, num_bins)
     spare: queue.SimpleQueue[_Workspace] = queue.SimpleQueue()  # one workspace per thread
 
-    def run(a: int) -> tuple[Tensor, Tensor, Tensor]:
+    def run(a: int) -> None:
         try:
             work = spare.get_nowait()
         except queue.Empty:
             work = _Workspace(rows, num_g, num_bins, dtype, device)
-        out = scan(a, min(a + rows, num_q), work)
+        b = min(a + rows, num_q)
+        cand, first, last = scan(a, b, work)
         spare.put(work)
-        return out
+        cr = torch.div(cand, num_g, rounding_mode="floor")
+        cc = cand - cr * num_g
+        other = torch.nonzero(g_pids.index_select(0, cc) != q_pids.index_select(0, cr)).squeeze(1)
+        cr, cc = cr.index_select(0, other), cc.index_select(0, other)
+        first, last = (x.index_select(0, other) - a * width for x in (first, last))
+        _count_same_bin(dist, dtype, pd[a:b], pi[a:b], scan.before[a:b], cr, cc, first, last)
 
-    found = map_in_threads(run, range(0, num_q, rows), workers if device.type == "cpu" else 1)
-    cand, first, last = (torch.cat(x) for x in zip(*found, strict=True))
-    cr = torch.div(cand, num_g, rounding_mode="floor")
-    cc = cand - cr * num_g
-    other = g_pids.index_select(0, cc) != q_pids.index_select(0, cr)
-    _count_same_bin(
-        dist, dtype, pd, pi, scan.before, cr[other], cc[other], first[other], last[other]
-    )
+    map_in_threads(run, range(0, num_q, rows), workers if device.type == "cpu" else 1)
     return scan.before + torch.arange(1, width + 1, device=device)
 
 
@@ -406,16 +399,12 @@ class _Scan:
         # strictly farther. Only the images in a match's own bin need an exact comparison.
         # Infinite distances go to the first or top bins, like any beyond the matches; the top
         # bins' order is of no account, as no match lies in them.
+        t = torch.sub(self.dist[a:b], self.lo[a:b, None], out=work.scaled[:n])
+        if bool(torch.isnan(t.sum())) and bool(torch.isnan(self.dist[a:b]).any()):
+            raise ValueError(f"distmat contains NaN (in query rows {a}..{b - 1})")
+        t.mul_(self.scale[a:b, None]).clamp_(work.bottom, work.top).add_(work.offset[:n])
         bins = work.bins[:n]
-        step = work.scaled.shape[0]
-        for c in range(a, b, step):
-            d = min(c + step, b)
-            t = torch.sub(self.dist[c:d], self.lo[c:d, None], out=work.scaled[: d - c])
-            if bool(torch.isnan(t.sum())) and bool(torch.isnan(self.dist[c:d]).any()):
-                raise ValueError(f"distmat contains NaN (in query rows {c}..{d - 1})")
-            t.mul_(self.scale[c:d, None]).clamp_(work.bottom, work.top)
-            t.add_(work.offset[c - a : d - a])
-            bins[c - a : d - a].copy_(t)  # truncation: (r - a) * nb + bin, exact integers
+        bins.copy_(t)  # truncation: (r - a) * nb + bin, exact integers
         exact = self.exact[(self.exact >= a) & (self.exact < b)] - a
         if len(exact):  # the whole row in bin 0 (this also drops any NaN from 0 * inf)
             bins[exact] = (exact * nb).to(bins.dtype)[:, None]
@@ -463,8 +452,9 @@ def _count_same_bin(
     first: Tensor,
     last: Tensor,
 ) -> None:
-    """Add to `before` the other-identity images (row cr, column cc) that precede a correct
-    match of their own bin, whose slots (row-major over Q x width) are first..last-1."""
+    """Add to `before` the other-identity images (row cr, column cc of dist) that precede a
+    correct match of their own bin, whose slots (row-major over pd, pi, before) are
+    first..last-1. pd, pi and before may be a block of rows of the full arrays."""
     d = _pick(dist, cr, cc).to(dtype)
     pd_flat, pi_flat = pd.view(-1), pi.view(-1)
     # The bin's matches are sorted by (distance, index): those ahead of the image are a prefix.
