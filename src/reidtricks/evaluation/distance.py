@@ -15,7 +15,8 @@ def pairwise_distance(
     """Q x G float32 distances: `euclidean` sqrt(|q-g|^2), `sqeuclidean` |q-g|^2, `cosine` 1-cos.
 
     Squared distances use |q|^2 + |g|^2 - 2 q.g (clamped at 0); cosine L2-normalises first.
-    Chunks of `chunk_size` queries bound the temporary memory; half inputs are upcast to fp32.
+    Chunks of `chunk_size` queries are written straight into the output, so the temporary
+    memory is that of the features; half inputs are upcast to fp32.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown distance metric {metric!r}; expected one of {METRICS}")
@@ -38,8 +39,9 @@ def pairwise_distance(
             torch.mm(F.normalize(q, dim=1), gf.t(), out=block)
             block.neg_().add_(1.0).clamp_(0.0, 2.0)
             continue
-        torch.addmm((q * q).sum(1, keepdim=True) + g_sq[None, :], q, gf.t(), alpha=-2.0, out=block)
-        block.clamp_(min=0.0)
+        # |g|^2 broadcast into the block, then |q|^2 added in place: no second block-sized array.
+        torch.addmm(g_sq[None, :], q, gf.t(), alpha=-2.0, out=block)
+        block.add_((q * q).sum(1, keepdim=True)).clamp_(min=0.0)
         if metric == "euclidean":
             block.sqrt_()
     return out
