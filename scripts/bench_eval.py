@@ -17,7 +17,7 @@ loop that also stops by itself), to show the slowdown. `other load` is the share
 that other processes kept busy during a job (the busy process included).
 
     python scripts/bench_eval.py                          # the full bench (make bench): every
-                                                          # case and kind, ~15 min on 2 idle cores
+                                                          # case and kind, 13-40 min on 2 idle cores
     python scripts/bench_eval.py --cases small --no-busy  # a quick check, under a minute
     python scripts/bench_eval.py --cases market --kind random,good --markdown out.md
     python scripts/bench_eval.py --cases market --tasks eval --no-busy   # evaluate only
