@@ -128,3 +128,17 @@ def test_report_cli_errors_on_a_folder_without_jobs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path / "nope")])
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_report_out_folder_is_created_and_a_file_is_refused(sweep, tmp_path, capsys):
+    out = tmp_path / "docs" / "new"
+    main([str(sweep), "--out", str(out)])
+    assert {p.name for p in out.iterdir()} == {"report.md", "report.csv", "report.png"}
+    taken = tmp_path / "a_file"
+    taken.write_text("x")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(sweep), "--out", str(taken)])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {taken}: is a file") and len(err.strip().splitlines()) == 1
+    assert taken.read_text() == "x"

@@ -251,6 +251,8 @@ def table_records(rows: Sequence[Row]) -> list[dict[str, str]]:
 def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
     """Write report.md, report.csv and report.png for a sweep folder; returns the markdown path."""
     out_dir = out_dir or multirun_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir}: is a file; expected a folder for report.md/.csv/.png")
     jobs = collect_jobs(multirun_dir)
     if not jobs.done:
         raise _no_jobs_error(multirun_dir, jobs)
@@ -279,6 +281,7 @@ def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
         lines += [f"- {problem}" for problem in jobs.corrupt]
         if jobs.missing:
             lines.append(f"- {jobs.missing} job(s) of the sweep never started")
+    out_dir.mkdir(parents=True, exist_ok=True)
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(lines) + "\n")
     with open(out_dir / "report.csv", "w", newline="") as fh:
