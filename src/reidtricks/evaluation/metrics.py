@@ -309,7 +309,7 @@ class _Workspace:
         self.ones = torch.ones(1, dtype=torch.int32, device=device).expand(rows * num_g)
         # Row r's bins are r * nb + 0..num_bins; the + 1.5 puts the first match in bin 1.
         self.offset = torch.arange(rows, device=device, dtype=dtype)[:, None] * nb + 1.5
-        # Clamp bounds: below the first match, bin 0; past the last, bin num_bins + column % 4.
+        # Clamp bounds: below the first match, bin 0; past the last, num_bins + column % _TOP_BINS.
         self.bottom = torch.tensor(-1.5, dtype=dtype, device=device)
         column = torch.arange(num_g, device=device) % _TOP_BINS
         self.top = (num_bins - 1.5 + column).to(dtype)[None, :]
