@@ -20,6 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_eval import cpu_model  # scripts/ is on sys.path when run as a script
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
 
 def command(args: argparse.Namespace, logs: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "reidtricks.train", f"experiment={args.experiment}",
@@ -28,16 +32,12 @@ def command(args: argparse.Namespace, logs: str, *extra: str) -> list[str]:
 
 
 def cpu_description() -> str:
-    """The CPU's model name and its bf16 features, from /proc/cpuinfo (Linux; else 'unknown')."""
+    """The CPU's model name (bench_eval's reading) and its bf16 features, from /proc/cpuinfo."""
     try:
-        info = Path("/proc/cpuinfo").read_text()
+        flags = {f for f in Path("/proc/cpuinfo").read_text().split() if f in BF16_FLAGS}
     except OSError:
         return "unknown CPU"
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln), "?"
-    )
-    flags = sorted({f for f in info.split() if f in ("avx512_bf16", "amx_bf16")})
-    return f"{model} ({', '.join(flags) or 'no bf16 units'})"
+    return f"{cpu_model()} ({', '.join(sorted(flags)) or 'no bf16 units'})"
 
 
 def run_jobs(jobs: list[tuple[list[str], int]]) -> float:
