@@ -16,6 +16,14 @@ from reidtricks.evaluation import EvalResult, evaluate
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
+@pytest.fixture(params=["kernel", "torch"])
+def path(request, monkeypatch):
+    """Each test that takes it runs through the compiled CPU kernel and through the torch passes
+    (what GPUs run), both on CPU."""
+    monkeypatch.setattr(metrics, "_CPU_KERNEL", request.param == "kernel")
+    return request.param
+
+
 def random_case(rng, num_q, num_g, num_ids, num_cams, tie_levels=None, distractors=0.0):
     q_pids = rng.integers(1, num_ids + 1, num_q)
     g_pids = rng.integers(1, num_ids + 1, num_g)
@@ -50,6 +58,7 @@ CASES = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.usefixtures("path")
 def test_matches_reference(name, seed):
     rng = np.random.default_rng(seed)
     case = random_case(rng, **CASES[name])
@@ -80,6 +89,7 @@ def feature_case(rng, kind, ties=False, num_q=60, num_g=400, num_ids=25, num_cam
 @pytest.mark.parametrize("kind", sorted(KINDS))
 @pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.usefixtures("path")
 def test_feature_kinds_match_reference(kind, ties, seed):
     rng = np.random.default_rng(seed)
     case = feature_case(rng, kind, ties)
@@ -98,13 +108,47 @@ def test_feature_kinds_match_reference(kind, ties, seed):
 def test_coarse_bins_compare_more_images_exactly(kind, monkeypatch):
     """With 4 bins per row nearly every image shares a bin with a match: the exact pass."""
     case = feature_case(np.random.default_rng(3), kind, ties=True)
+    monkeypatch.setattr(metrics, "_CPU_KERNEL", False)
     monkeypatch.setattr(metrics, "_IMAGES_PER_BIN", 10**6)
     check(evaluate(*case, max_rank=20, chunk_size=11), evaluate_per_query(*case, 20), 20)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("bins_per_match, max_bins, block", [(1, 4, 1), (2, 8, 7), (64, 4096, 128)])
+def test_kernel_bins_and_blocks_do_not_change_results(kind, bins_per_match, max_bins, block,
+                                                      monkeypatch):  # fmt: skip
+    """The compiled kernel with coarse bins (most images compared exactly) and odd blocks."""
+    from reidtricks.evaluation import rank_kernel
+
+    monkeypatch.setattr(rank_kernel, "BINS_PER_MATCH", bins_per_match)
+    monkeypatch.setattr(rank_kernel, "MAX_BINS", max_bins)
+    monkeypatch.setattr(rank_kernel, "BLOCK", block)
+    for ties in (False, True):
+        case = feature_case(np.random.default_rng(11), kind, ties)
+        case[0][2, ::5] = np.inf
+        case[0][4, 1::9] = -np.inf
+        expected = evaluate_per_query(*case, 20)
+        for chunk, threads in ((1, 1), (9, 2), (None, None)):
+            check(evaluate(*case, max_rank=20, chunk_size=chunk, threads=threads), expected, 20)
+
+
+@pytest.mark.usefixtures("path")
+def test_strided_and_integer_distances():
+    """A transposed (non-contiguous) distance matrix and integer distances, chunk by chunk."""
+    case = feature_case(np.random.default_rng(12), "medium", ties=True)
+    expected = evaluate_per_query(*case, 20)
+    strided = torch.from_numpy(np.ascontiguousarray(case[0].T)).T
+    assert not strided.is_contiguous()
+    check(evaluate(strided, *case[1:], max_rank=20, chunk_size=7), expected, 20)
+    levels = np.round(case[0] / case[0].max() * 1000).astype(np.int32)
+    expected = evaluate_per_query(levels.astype(np.float64), *case[1:], 20)
+    check(evaluate(levels, *case[1:], max_rank=20, chunk_size=7), expected, 20)
 
 
 @pytest.mark.parametrize("top_bins", [1, 3, 4])
 def test_top_bins_do_not_change_results(top_bins, monkeypatch):
     """Images past a row's last match spread over 1, 3 or 4 top bins: the same metrics."""
+    monkeypatch.setattr(metrics, "_CPU_KERNEL", False)
     monkeypatch.setattr(metrics, "_TOP_BINS", top_bins)
     for kind in sorted(KINDS):
         case = feature_case(np.random.default_rng(5), kind, ties=kind == "medium")
@@ -114,6 +158,7 @@ def test_top_bins_do_not_change_results(top_bins, monkeypatch):
             check(evaluate(*case, max_rank=20, chunk_size=chunk, threads=2), expected, 20)
 
 
+@pytest.mark.usefixtures("path")
 def test_rows_outside_the_binned_case_match_reference():
     """One or tied matches, infinities, negative and signed-zero distances, tiny spans."""
     rng = np.random.default_rng(9)
@@ -141,6 +186,7 @@ def test_rows_outside_the_binned_case_match_reference():
         check(evaluate(*case, max_rank=30, chunk_size=5), evaluate_per_query(*case, 30), 30)
 
 
+@pytest.mark.usefixtures("path")
 def test_gallery_from_one_camera_and_distractor_only_queries():
     rng = np.random.default_rng(5)
     dist, q_pids, g_pids, q_cams, g_cams = random_case(rng, 40, 150, 12, 3, tie_levels=6)
@@ -181,6 +227,7 @@ def test_hand_worked_single_query():
     assert np.isnan(d["rank10"])  # beyond max_rank
 
 
+@pytest.mark.usefixtures("path")
 def test_ties_break_by_gallery_index():
     # All distances equal: the ranking is the gallery order. Correct matches at indices 1 and 3
     # -> ranks 2 and 4: AP = (1/2 + 2/4) / 2 = 0.5, INP = 2/4; reversed gallery: ranks 1 and 3.
@@ -215,6 +262,7 @@ def test_bad_arguments(kwargs, match):
         evaluate(*case, **kwargs)
 
 
+@pytest.mark.usefixtures("path")
 def test_bad_shapes_and_nan():
     dist, qp, gp, qc, gc = random_case(np.random.default_rng(0), 4, 6, 2, 2)
     with pytest.raises(ValueError, match="g_pids has 5 entries"):
@@ -222,9 +270,20 @@ def test_bad_shapes_and_nan():
     dist[1, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         evaluate(dist, qp, gp, qc, gc)
+    # NaN in a query without a correct match, beyond every match, and as a match's distance.
+    dist, qp, gp, qc, gc = feature_case(np.random.default_rng(1), "good")
+    qp[0] = 999  # no gallery image of this identity
+    matches = np.flatnonzero((gp == qp[1]) & (gc != qc[1]))
+    assert len(matches)
+    for row, col in ((0, 5), (1, int(np.argmax(dist[1]))), (1, matches[-1])):
+        bad = dist.copy()
+        bad[row, col] = np.nan
+        with pytest.raises(ValueError, match=f"NaN \\(in query rows {row}\\.\\.{row}\\)"):
+            evaluate(bad, qp, gp, qc, gc, chunk_size=1)
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.usefixtures("path")
 def test_numpy_and_torch_inputs_agree(device):
     case = random_case(np.random.default_rng(4), 30, 90, 8, 3, tie_levels=10)
     ref = evaluate(*case)
@@ -279,6 +338,7 @@ def test_cuhk03_single_shot_matches_expectation(monkeypatch):
     assert result.mINP == pytest.approx(market[2], abs=1e-9)
 
 
+@pytest.mark.usefixtures("path")
 def test_cuhk03_is_seeded_and_exact_with_one_image_per_identity():
     rng = np.random.default_rng(7)
     dist, q_pids, _, q_cams, _ = random_case(rng, 15, 30, 30, 3, tie_levels=5)
@@ -312,6 +372,7 @@ def test_eval_protocol_setting_reaches_the_evaluator():
         replace(EvalConfig.defaults(), protocol="viper")
 
 
+@pytest.mark.usefixtures("path")
 def test_worker_threads_run_in_the_callers_inference_mode():
     """Under Lightning's test loop (inference mode) evaluate and re_rank write from worker threads
     into tensors made by the caller: the workers must share the caller's mode."""

@@ -45,6 +45,9 @@ _MAX_BINS = 1 << 16
 # features) take one of them by column, so that the histogram's increments do not all hit one
 # counter in a row: a chain of dependent read-modify-writes that ran the histogram 1.7x slower.
 _TOP_BINS = 4
+# On CPU, the compiled one-pass kernel (rank_kernel) instead of the binned torch passes, which
+# stay for other devices (and run on CPU in the tests, with this off).
+_CPU_KERNEL = True
 
 
 @dataclass
@@ -339,6 +342,8 @@ def _match_ranks(
     `same`: (row, column) of the same-identity gallery images, which rank no other image.
     Chunks of `rows` queries go to `workers` threads, each taking the next chunk when done.
     """
+    if dist.device.type == "cpu" and _CPU_KERNEL:
+        return _match_ranks_compiled(dist, dtype, pd, pi, counts, same, rows, workers)
     num_q, num_g = dist.shape
     width = pd.shape[1]
     device = dist.device
@@ -364,6 +369,42 @@ def _match_ranks(
 
     map_in_threads(run, range(0, num_q, rows), workers if device.type == "cpu" else 1)
     return scan.before + torch.arange(1, width + 1, device=device)
+
+
+def _match_ranks_compiled(
+    dist: Tensor,
+    dtype: torch.dtype,
+    pd: Tensor,
+    pi: Tensor,
+    counts: Tensor,
+    same: tuple[Tensor, Tensor],
+    rows: int,
+    workers: int,
+) -> Tensor:
+    """_match_ranks on CPU through the one-pass compiled kernel (rank_kernel.count_ahead)."""
+    # Imported here: numba (0.5 s, ~40 MB) loads only when something is evaluated on CPU.
+    from reidtricks.evaluation import rank_kernel
+
+    num_q = dist.shape[0]
+    ahead = np.empty(tuple(pd.shape), dtype=np.int64)
+    pd_np, pi_np, counts_np = pd.numpy(), pi.numpy(), counts.numpy()
+    same_start = np.zeros(num_q + 1, dtype=np.int64)
+    np.cumsum(np.bincount(same[0].numpy(), minlength=num_q), out=same_start[1:])
+    same_col = same[1].numpy()
+
+    def run(a: int) -> None:
+        block = dist[a : a + rows]
+        if block.dtype != dtype or not block.is_contiguous():
+            block = block.to(dtype).contiguous()  # one chunk at a time: bounded memory
+        has_nan = rank_kernel.count_ahead(
+            block.numpy(), a, pd_np, pi_np, counts_np, same_start, same_col, ahead,
+            rank_kernel.BINS_PER_MATCH, rank_kernel.MAX_BINS, rank_kernel.BLOCK,
+        )  # fmt: skip
+        if has_nan:
+            raise ValueError(f"distmat contains NaN (in query rows {a}..{a + len(block) - 1})")
+
+    map_in_threads(run, range(0, num_q, rows), workers)
+    return torch.from_numpy(ahead) + torch.arange(1, pd.shape[1] + 1)
 
 
 class _Scan:
