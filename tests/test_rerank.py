@@ -51,6 +51,18 @@ def test_chunk_size_and_threads_do_not_change_the_result(device):
     assert torch.get_num_threads() == before
 
 
+@pytest.mark.parametrize("pair_budget", [1, 40, 1 << 19])
+def test_jaccard_pair_budget_does_not_change_the_result(pair_budget, monkeypatch):
+    """Query chunks of the Jaccard pass sized by (query, gallery) entry pairs: 1 gives one query
+    row per chunk, 40 a few rows, the default all of them here."""
+    import reidtricks.evaluation.rerank as rerank
+
+    qf, gf = (torch.from_numpy(a) for a in clustered(8, 30, 90))
+    full = re_rank(qf, gf, threads=1)
+    monkeypatch.setattr(rerank, "_PAIR_BUDGET", pair_budget)
+    torch.testing.assert_close(re_rank(qf, gf, threads=2), full, rtol=0, atol=1e-6)
+
+
 def test_lambda_one_is_the_normalised_original_distance():
     qf, gf = clustered(6, 20, 70)
     x = np.concatenate([qf, gf])

@@ -29,6 +29,9 @@ from reidtricks.evaluation.ragged import ragged_arange
 
 # Upper bound on elements of the temporaries built at once (gathered features, Jaccard triples).
 _BUDGET = 1 << 21
+# (query entry, gallery entry) pairs per chunk of the Jaccard pass: ~60 bytes of temporaries
+# each, per worker. Random features share columns with ~35x more gallery rows than good ones.
+_PAIR_BUDGET = 1 << 19
 
 
 def re_rank(
@@ -278,11 +281,11 @@ def _blend_jaccard(
     work = torch.zeros(nq, dtype=torch.int64, device=rows.device)
     work.index_add_(0, rows[:q_end], col_len[cols[:q_end]])
     cum_work = torch.cumsum(work, 0).cpu()
-    bounds = [0]  # query chunks of about _BUDGET pairs (and at most _BUDGET // ng rows)
+    bounds = [0]  # query chunks of about _PAIR_BUDGET pairs (and at most _BUDGET // ng rows)
     while bounds[-1] < nq:
         a = bounds[-1]
         done = int(cum_work[a - 1]) if a else 0
-        b = int(torch.searchsorted(cum_work, done + _BUDGET, right=True))
+        b = int(torch.searchsorted(cum_work, done + _PAIR_BUDGET, right=True))
         bounds.append(min(max(b, a + 1), a + max(1, min(chunk_size, _BUDGET // ng)), nq))
 
     def blend(span: tuple[int, int]) -> None:
