@@ -5,13 +5,13 @@ with the query's identity AND camera are removed; pids are taken as given (drop 
 pid -1, when loading; distractors, pid 0, are ordinary gallery images).
 
 No gallery row is sorted: a query's metrics depend only on the rank of each correct match, i.e.
-on how many other-identity images come before it. Per chunk of query rows, a non-decreasing
-affine map sends every distance to one of ~G/2 bins spanning the row's correct matches; one
-histogram counts the images in bins below each match's bin, and only the few images that share
-a bin with a correct match are compared exactly, by (distance, gallery index). That is a fixed
-number of passes over the distances whatever the features' quality (random features cost what
-good ones do), on the distmat's device, with a working set of about 10 bytes per distance of a
-chunk; no Q x G index matrix is ever built.
+on how many other-identity images come before it. A non-decreasing map sends every distance of
+a row to a bin between the row's first and last correct match; images in bins below a match's
+bin are counted, and only the few that share a bin with a correct match are compared exactly,
+by (distance, gallery index). On CPU that is one compiled pass over each distance
+(rank_kernel.py); on other devices, per chunk of query rows, a fixed number of torch passes
+(~G/2 bins per row, one histogram, about 10 bytes of working set per distance of a chunk). Either
+way the cost does not depend on the features' quality and no Q x G index matrix is built.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The CPU kernel of evaluate(): other-identity images ahead of each correct match, in one pass.
 
-Compiled with numba (nogil, so that evaluate's worker threads run it in parallel). A chain of
-torch ops makes ~9 passes over every distance; this reads each distance once, which is what
-takes evaluate under 0.1x the per-query NumPy time on every kind of feature (docs/BENCHMARKS.md).
+Compiled with numba (nogil, so that evaluate's worker threads run it in parallel) on the first
+call in a process, 2-4 s per dtype, then cached on disk (beside this file, or in numba's user
+cache; NUMBA_CACHE_DIR moves it). A chain of torch ops makes ~9 passes over every distance; this
+reads each distance once: 3-4x faster on CPU (docs/BENCHMARKS.md).
 
 Per query row with c correct matches sorted by (distance, gallery index), a non-decreasing map
 sends each distance to one of up to `max_bins` + 2 bins: bin 0 below the first match, 1..nb
