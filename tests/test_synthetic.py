@@ -188,7 +188,9 @@ def test_killed_generator_leaves_no_workers_and_no_staging_folder(tmp_path, sign
     """SIGTERM/SIGINT: the generator cleans up. SIGKILL: its workers still end (parent-death
     signal) and the next run removes the staging folder."""
     root = tmp_path / "data"
-    cmd = [sys.executable, "-m", "reidtricks.data.synthetic_generator", "--preset", "small",
+    # The market preset (~32,000 images) keeps rendering long after the signal is sent: with the
+    # small one (~3 s) a loaded machine let the generator finish first and exit 0 (seen once).
+    cmd = [sys.executable, "-m", "reidtricks.data.synthetic_generator", "--preset", "market",
            "--root", str(root), "--workers", "2"]  # fmt: skip
     # output to files: orphaned workers holding a pipe open would block reading it
     log = tmp_path / "generator.log"
@@ -202,7 +204,7 @@ def test_killed_generator_leaves_no_workers_and_no_staging_folder(tmp_path, sign
             workers |= _child_pids(proc.pid)
             time.sleep(0.05)
         staging = list(root.glob(".*.tmp*"))
-        assert [p.name for p in staging] == [f".synthetic-small-seed0.tmp{proc.pid}"]
+        assert [p.name for p in staging] == [f".synthetic-market-seed0.tmp{proc.pid}"]
         proc.send_signal(signum)
         proc.wait(timeout=10)
         err = log.read_text()
