@@ -4,7 +4,10 @@ Cases (--cases): small = 300 queries x 1,700 gallery images, market = 3,368 x 15
 msmt = 11,659 x 82,161 (MSMT17). Feature kinds (--kind), identity centre + camera offset + noise
 with a noise scale per kind and width, 18% Market-like distractors, fixed seed: good (mAP ~0.85 at
 Market size), medium (mAP ~0.3) and random (no identity signal, mAP at chance). Evaluation gets
-the distances of 256-d features, re-ranking 2048-d features (ResNet-50's width).
+the distances of 256-d features, re-ranking 2048-d features (ResNet-50's width). A kind followed
+by @N (e.g. medium@8; eval only) rounds the distances onto N + 1 levels, an adversarial case of
+many ties with the correct matches (hashing codes, quantised features); the per-query reference
+then sorts stably, so that its ties break by gallery index as evaluate's do.
 
 The baselines come from tests/reference.py: a per-query NumPy evaluator (argsort each row, as
 torchreid's Python evaluator; at msmt timed on every 8th query and scaled by 8) and the dense
@@ -21,6 +24,7 @@ that other processes kept busy during a job (the busy process included).
     python scripts/bench_eval.py --cases small --no-busy  # a quick check, under a minute
     python scripts/bench_eval.py --cases market --kind random,good --markdown out.md
     python scripts/bench_eval.py --cases market --tasks eval --no-busy   # evaluate only
+    python scripts/bench_eval.py --cases market --tasks eval --kind medium@8,good@64 --no-busy
 """
 
 from __future__ import annotations
@@ -115,6 +119,11 @@ def make_features(size: Size, dim: int, kind: str, seed: int = 0):
     return feats(q_pids, q_cams), feats(g_pids, g_cams), q_pids, g_pids, q_cams, g_cams
 
 
+def _valid_kind(kind: str) -> bool:
+    base, at, levels = kind.partition("@")
+    return base in KINDS and (not at or (levels.isdigit() and int(levels) >= 1))
+
+
 def timed(fn, repeat_below: float = 4.0, max_runs: int = 10):
     """(best wall time, result): reruns up to max_runs while the runs total under repeat_below s."""
     best, runs, total = float("inf"), 0, 0.0
@@ -139,18 +148,24 @@ def run_job(case: str, task: str, impl: str, kind: str, out_dir: Path) -> dict:
                 "gpu": gpu}  # fmt: skip
     size = SIZES[case]
     dim = EVAL_DIM if task == "eval" else RERANK_DIM
+    kind, _, levels = kind.partition("@")
     qf, gf, q_pids, g_pids, q_cams, g_cams = make_features(size, dim, kind)
     labels = [t.numpy() for t in (q_pids, g_pids, q_cams, g_cams)]
     result = {}
     if task == "eval":
         distmat = pairwise_distance(qf, gf)
         del qf, gf
+        if levels:  # ties: N + 1 distinct distances
+            low, high = distmat.min(), distmat.max()  # in place: no second matrix in the peak
+            distmat.sub_(low).div_(high - low).mul_(int(levels)).round_()
         if impl == "numpy":
             step = MSMT_QUERY_STEP if case == "msmt" else 1
             rows = slice(None, None, step)
             sub = [labels[0][rows], labels[1], labels[2][rows], labels[3]]
             seconds, (cmc, mean_ap, minp, _) = timed(
-                lambda: evaluate_per_query(distmat.numpy()[rows], *sub, kind="quicksort")
+                lambda: evaluate_per_query(
+                    distmat.numpy()[rows], *sub, kind="stable" if levels else "quicksort"
+                )
             )
             result.update(seconds=seconds * step, query_step=step)
         else:
@@ -306,11 +321,15 @@ def main() -> None:
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     kinds = [k.strip() for k in args.kind.split(",") if k.strip()]
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    if set(cases) - set(SIZES) or set(kinds) - set(KINDS) or set(tasks) - {"eval", "rerank"}:
+    tied = [k for k in kinds if "@" in k]
+    bad_kinds = [k for k in kinds if not _valid_kind(k)]
+    if set(cases) - set(SIZES) or bad_kinds or set(tasks) - {"eval", "rerank"}:
         parser.error(
-            f"expected cases among {sorted(SIZES)}, kinds among {list(KINDS)} and tasks among "
-            "eval, rerank"
+            f"expected cases among {sorted(SIZES)}, kinds among {list(KINDS)} (or KIND@N, N >= 1) "
+            f"and tasks among eval, rerank; got {args.cases!r}, {args.kind!r}, {args.tasks!r}"
         )
+    if tied and "rerank" in tasks:
+        parser.error(f"--kind {','.join(tied)}: tied distances are for --tasks eval only")
     load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_eval_"))
     env, idle_mb = spawn(["small", "idle", "torch", "random", str(tmp)], args.threads, False)
