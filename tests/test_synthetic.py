@@ -188,14 +188,21 @@ def test_killed_generator_leaves_no_workers_and_no_staging_folder(tmp_path, sign
     """SIGTERM/SIGINT: the generator cleans up. SIGKILL: its workers still end (parent-death
     signal) and the next run removes the staging folder."""
     root = tmp_path / "data"
-    # The market preset (~32,000 images) keeps rendering long after the signal is sent: with the
-    # small one (~3 s) a loaded machine let the generator finish first and exit 0 (seen once).
+    # The market preset (~32,000 images) is still rendering when the signal comes, however slow
+    # the machine (the small one can finish first).
     cmd = [sys.executable, "-m", "reidtricks.data.synthetic_generator", "--preset", "market",
            "--root", str(root), "--workers", "2"]  # fmt: skip
     # output to files: orphaned workers holding a pipe open would block reading it
     log = tmp_path / "generator.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        # As after a terminal's Ctrl-C: SIGINT at its default even where this test runs with it
+        # ignored (a background job of a non-interactive shell), which Python would inherit.
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     workers: set[int] = set()
     try:
         deadline = time.monotonic() + 20
