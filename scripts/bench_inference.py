@@ -2,7 +2,7 @@
 
 For each model (random weights; the demo's ResNet-18 at 64x32 and ResNet-50 at 256x128, both
 with last stride 1 and BNNeck as in the full BoT), the network is exported with
-`reidtricks.export.export_onnx` and both backends run the same prepared batch in alternating
+`reidtricks.inference.onnx_export.export_onnx` and both backends run the same prepared batch in alternating
 rounds, so that a change of load on a shared machine hits both alike; images/s is the median over
 rounds. Image decoding and resizing are excluded (measured on their own in the last column:
 128x64 JPEGs read and transformed to the model's input size in one process).
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reidtricks.checkpoint import InputSpec, NetSpec
 from reidtricks.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from reidtricks.export import export_onnx, onnx_session, run_onnx
 from reidtricks.inference import FeatureExtractor
+from reidtricks.inference.checkpoint import InputSpec, NetSpec
+from reidtricks.inference.onnx_export import export_onnx, onnx_session, run_onnx
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def compose_evaluate(ckpt: Path, output_dir: Path, *extra: str):
     """The `evaluate` config for a checkpoint, on CPU without a progress bar."""
     from hydra import compose, initialize_config_dir
 
-    from reidtricks.config import config_dir
+    from reidtricks.cli.app import config_dir
 
     overrides = [f"ckpt={ckpt}", f"paths.output_dir={output_dir}", "trainer=cpu",
                  "+trainer.enable_progress_bar=false", *extra]  # fmt: skip

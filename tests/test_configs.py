@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
-from reidtricks.config import config_dir
+from reidtricks.cli.app import config_dir
 
 STAGES = ["baseline", "warmup", "rea", "label_smooth", "last_stride", "bnneck", "center_loss"]
 # What each stage must change relative to its predecessor (docs/METHOD.md), besides `stage` itself.

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
 from conftest import compose_evaluate, tiny_overrides
-from reidtricks.config import config_dir
+from reidtricks.cli.app import config_dir
 from reidtricks.data.sampler import PKBatchSampler
 from reidtricks.training.ddp import (
     isolated_ddp_job,
@@ -110,7 +110,7 @@ def test_two_job_sweep_under_cpu_ddp(tiny_data_dir, tmp_path):
         assert 0.0 <= metrics["mAP"] <= 1.0
 
     # The DDP evaluation (features gathered from 2 ranks, de-duplicated) equals one process.
-    from reidtricks.evaluate import evaluate_checkpoint
+    from reidtricks.cli.evaluate import evaluate_checkpoint
 
     job = jobs[1]
     ecfg = compose_evaluate(job / "checkpoints" / "last.ckpt", tmp_path / "eval", "plot_queries=0")

@@ -16,12 +16,16 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from conftest import tiny_overrides
-from reidtricks.checkpoint import build_net_from_checkpoint, checkpoint_spec, load_checkpoint
-from reidtricks.config import config_dir
+from reidtricks.cli.app import config_dir
 from reidtricks.data.image_dataset import read_image
 from reidtricks.data.transforms import build_test_transform
 from reidtricks.errors import InputError
 from reidtricks.inference import FeatureExtractor
+from reidtricks.inference.checkpoint import (
+    build_net_from_checkpoint,
+    checkpoint_spec,
+    load_checkpoint,
+)
 from reidtricks.training.module import ReIDModule
 
 pytestmark = (
@@ -47,7 +51,7 @@ def command_cfg(name: str, ckpt: Path, out: Path, *extra: str):
 def tiny_ckpt(tiny_data_dir, tmp_path_factory) -> Path:
     """Full BoT (BNNeck: after_bn + cosine) with flip at test time, 2 epochs on `tiny`."""
     out = tmp_path_factory.mktemp("infer_run")
-    from reidtricks.train import train
+    from reidtricks.cli.train import train
 
     cfg = compose_cfg(
         "train",
@@ -125,7 +129,7 @@ def junk_folder(root: Path, tiny_split) -> Path:
 
 
 def test_extract_folder_with_junk_and_a_corrupt_image(tiny_ckpt, tiny_split, tmp_path, capsys):
-    from reidtricks.extract import extract_folder
+    from reidtricks.cli.extract import extract_folder
 
     folder = junk_folder(tmp_path / "images", tiny_split)
     out = tmp_path / "run"
@@ -184,8 +188,8 @@ def test_extract_cli_reports_a_corrupt_image_in_one_line(tiny_ckpt, tmp_path):
 def test_search_finds_the_same_identity_and_reuses_the_gallery_cache(
     tiny_ckpt, tiny_split, tmp_path
 ):
+    from reidtricks.cli.search import search_gallery
     from reidtricks.inference import market_ids
-    from reidtricks.search import search_gallery
 
     gallery = tmp_path / "gallery"
     shutil.copytree(tiny_split["gallery"], gallery)
@@ -232,7 +236,7 @@ def test_search_finds_the_same_identity_and_reuses_the_gallery_cache(
 def test_export_onnx_matches_pytorch_on_the_tiny_test_set(tiny_ckpt, tiny_split, tmp_path):
     import onnxruntime as ort
 
-    from reidtricks.export import ParityError, export_checkpoint
+    from reidtricks.cli.export import ParityError, export_checkpoint
 
     out = tmp_path / "run"
     result = export_checkpoint(command_cfg("export", tiny_ckpt, out))
@@ -270,9 +274,9 @@ def test_export_onnx_matches_pytorch_on_the_tiny_test_set(tiny_ckpt, tiny_split,
 
 @pytest.mark.parametrize("where", ["model", "test_sources"])
 def test_foreign_target_is_refused_by_every_command(tiny_ckpt, tiny_split, tmp_path, where):
-    from reidtricks.export import export_checkpoint
-    from reidtricks.extract import extract_folder
-    from reidtricks.search import search_gallery
+    from reidtricks.cli.export import export_checkpoint
+    from reidtricks.cli.extract import extract_folder
+    from reidtricks.cli.search import search_gallery
 
     raw = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)
     config = raw["reidtricks"]["config"]

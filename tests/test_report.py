@@ -9,7 +9,7 @@ import statistics
 import pytest
 import yaml
 
-from reidtricks.report import main
+from reidtricks.cli.report import main
 from reidtricks.reports.study import count_sweep_values, write_report
 
 

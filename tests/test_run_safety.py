@@ -18,12 +18,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import compose_evaluate, tiny_overrides
-from reidtricks.checkpoint import load_checkpoint
-from reidtricks.config import config_dir
+from reidtricks.cli.app import config_dir
+from reidtricks.cli.train import train
 from reidtricks.data.datamodule import TestSet
 from reidtricks.errors import InputError
+from reidtricks.inference.checkpoint import load_checkpoint
 from reidtricks.models import build_reid_net
-from reidtricks.train import train
 from reidtricks.training.run_safety import atomic_torch_save, claimed_run_dir, resolve_resume_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def tampered(path: Path, tmp_path: Path, edit) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["data.loader", "model", "data.test_sources.synthetic"])
 def test_evaluate_refuses_code_named_in_a_checkpoint(where, tiny_checkpoint, tmp_path):
-    from reidtricks.evaluate import evaluate_checkpoint
+    from reidtricks.cli.evaluate import evaluate_checkpoint
 
     victim = tmp_path / "written_by_checkpoint.txt"
     payload = {"_target_": "pathlib.Path.write_text", "self": str(victim), "data": "pwned"}
@@ -101,7 +101,7 @@ def test_evaluate_refuses_code_named_in_a_checkpoint(where, tiny_checkpoint, tmp
 def test_evaluate_rebuilds_test_sets_from_fields_and_honours_data_dir(
     tiny_checkpoint, tiny_data_dir, tmp_path, monkeypatch
 ):
-    from reidtricks.evaluate import evaluate_checkpoint
+    from reidtricks.cli.evaluate import evaluate_checkpoint
 
     # The stored root points nowhere; REIDTRICKS_DATA_DIR names where the data are now.
     def move(config):
@@ -117,7 +117,7 @@ def test_evaluate_rebuilds_test_sets_from_fields_and_honours_data_dir(
 @pytest.mark.slow
 def test_evaluate_cross_domain_form_with_data_override(tiny_checkpoint, tiny_data_dir, tmp_path):
     """`evaluate ckpt=... data=NAME` composes (it needs `seed`) and evaluates that data set."""
-    from reidtricks.evaluate import evaluate_checkpoint
+    from reidtricks.cli.evaluate import evaluate_checkpoint
 
     cfg = compose_evaluate(
         tiny_checkpoint,
@@ -254,7 +254,7 @@ def test_bad_eval_settings_fail_before_training(tiny_data_dir, tmp_path):
 
 
 def test_test_set_without_valid_queries_fails_at_start(tmp_path):
-    from reidtricks.training.startup_checks import check_test_sets
+    from reidtricks.training.preflight import check_test_sets
 
     only_same_camera = TestSet("mine", [("q.jpg", 1, 0)], [("g.jpg", 1, 0), ("h.jpg", 2, 1)])
     with pytest.raises(InputError, match="test set mine: none of its 1 queries"):
@@ -262,7 +262,7 @@ def test_test_set_without_valid_queries_fails_at_start(tmp_path):
 
 
 def test_start_up_warnings(caplog):
-    from reidtricks.training.startup_checks import check_test_sets, warn_small_identities
+    from reidtricks.training.preflight import check_test_sets, warn_small_identities
 
     test_set = TestSet("mine", [("q1.jpg", 1, 0), ("q2.jpg", 3, 0)], [("g", 1, 1), ("h", 3, 0)])
     with caplog.at_level(logging.WARNING, logger="reidtricks"):
@@ -342,7 +342,7 @@ def test_resume_reaches_the_same_final_weights(tiny_data_dir, tmp_path):
 def test_dataloader_worker_error_is_one_line(tmp_path):
     from torch.utils.data import DataLoader
 
-    from reidtricks.cli_errors import one_line
+    from reidtricks.cli.app import one_line
     from reidtricks.data.image_dataset import ImageDataset
 
     bad = tmp_path / "0001_c1s1_000001_00.jpg"

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from reidtricks.checks import require_bool, require_choice, require_int, require_number
-from reidtricks.config import config_dir, group_defaults
+from reidtricks.cli.app import config_dir
+from reidtricks.config import group_defaults
 from reidtricks.errors import InputError
 from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.training.settings import LossConfig, OptimConfig, typed_settings
+from reidtricks.validate import require_bool, require_choice, require_int, require_number
 
 TYPED = [(LossConfig, "loss", "default"), (OptimConfig, "optim", "adam"),
          (OptimConfig, "optim", "sgd"), (EvalConfig, "eval", "default")]  # fmt: skip
@@ -88,7 +89,7 @@ def test_a_missing_key_is_named():
 
 
 def test_evaluate_eval_keys_are_eval_config_fields_all_null():
-    import reidtricks.evaluate  # noqa: F401  (registers evaluate's eval node)
+    import reidtricks.cli.evaluate  # noqa: F401  (registers evaluate's eval node)
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("evaluate", overrides=["ckpt=x", "eval.rerank=true"])

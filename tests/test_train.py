@@ -14,10 +14,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import compose_evaluate, tiny_overrides
-from reidtricks.checkpoint import build_net_from_checkpoint, load_checkpoint
-from reidtricks.config import config_dir
+from reidtricks.cli.app import config_dir
+from reidtricks.cli.train import train
 from reidtricks.evaluation import evaluate
-from reidtricks.train import train
+from reidtricks.inference.checkpoint import build_net_from_checkpoint, load_checkpoint
 
 pytestmark = pytest.mark.slow  # trains models: `make test` runs it, `make test-fast` does not
 
@@ -133,7 +133,7 @@ def test_checkpoint_errors(trained_run, tmp_path):
 
 
 def test_evaluate_entry_point_on_a_trained_checkpoint(trained_run, tmp_path):
-    from reidtricks.evaluate import evaluate_checkpoint
+    from reidtricks.cli.evaluate import evaluate_checkpoint
 
     _cfg, metrics, out = trained_run
     ecfg = compose_evaluate(out / "checkpoints" / "last.ckpt", tmp_path, "plot_queries=3")
@@ -187,7 +187,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
 def test_one_line_errors_keeps_the_traceback_on_request(monkeypatch, capsys):
     from hydra.errors import InstantiationException
 
-    from reidtricks.cli_errors import one_line_errors
+    from reidtricks.cli.app import one_line_errors
     from reidtricks.errors import InputError, MissingInputError
 
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
@@ -213,7 +213,7 @@ def test_one_line_errors_keeps_the_traceback_on_request(monkeypatch, capsys):
 def test_eval_variants_come_from_one_feature_extraction(tiny_data_dir, tmp_path, monkeypatch):
     """Every variant is scored from the features of one pass (the final validation, reused), and
     equals what `evaluate` computes for the same checkpoint and settings from scratch."""
-    from reidtricks.evaluate import evaluate_checkpoint
+    from reidtricks.cli.evaluate import evaluate_checkpoint
     from reidtricks.training.module import ReIDModule
 
     calls = {"steps": 0}

@@ -1,30 +1,16 @@
-"""Where the Hydra configs live (inside the installed package or the repository's conf/), their
-defaults as plain data, and typed settings built from them."""
+"""The Hydra configs' defaults as plain data, and typed settings built from them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
-from pathlib import Path
 from typing import Any, TypeVar
 
 from omegaconf import OmegaConf
 
-from reidtricks.errors import InputError, MissingInputError
+from reidtricks.errors import InputError
 
 T = TypeVar("T")
-
-_PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def config_dir() -> str:
-    """Absolute path of the `conf` folder, for `hydra.main` and the compose API."""
-    candidates = (_PACKAGE_DIR / "conf", _PACKAGE_DIR.parents[1] / "conf")
-    for candidate in candidates:
-        if (candidate / "train.yaml").is_file():
-            return str(candidate)
-    tried = ", ".join(str(c) for c in candidates)
-    raise MissingInputError(f"reidtricks configs not found (looked for train.yaml in {tried})")
 
 
 def group_defaults(group: str, option: str = "default") -> dict[str, Any]:
@@ -32,6 +18,8 @@ def group_defaults(group: str, option: str = "default") -> dict[str, Any]:
     list included): the one place defaults live, for code that builds settings without Hydra."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+
+    from reidtricks.cli.app import config_dir
 
     overrides = [f"{group}={option}"]
     if GlobalHydra.instance().is_initialized():  # inside a Hydra app: its search path has conf/

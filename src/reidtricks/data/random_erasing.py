@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from reidtricks.checks import require_int, require_number
 from reidtricks.errors import InputError
+from reidtricks.validate import require_int, require_number
 
 _NAMED_FILLS = ("imagenet_mean", "zero", "random")
 # The authors write these constants into the *normalised* tensor; kept as the default.

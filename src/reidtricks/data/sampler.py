@@ -8,8 +8,8 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-from reidtricks.checks import require_int
 from reidtricks.errors import InputError
+from reidtricks.validate import require_int
 
 _SEED_MOD = 2**64
 

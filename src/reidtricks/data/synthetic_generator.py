@@ -491,7 +491,7 @@ def synthetic_dataset_dir(root: str | Path, preset: str, seed: int) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     """CLI: generate (unless already there) and print the split statistics."""
-    from reidtricks.cli_errors import one_line_errors
+    from reidtricks.cli.app import one_line_errors
     from reidtricks.data.datasets.market_naming import read_market_style
 
     parser = argparse.ArgumentParser(description="Generate a synthetic ReID dataset.")

@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 
 from torchvision import transforms as T
 
-from reidtricks.checks import require_int, require_number
 from reidtricks.data.random_erasing import RandomErasing
 from reidtricks.errors import InputError
+from reidtricks.validate import require_int, require_number
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from typing import Any
 
-from reidtricks.checks import require_bool, require_choice, require_int, require_number
 from reidtricks.config import group_defaults, typed_config
 from reidtricks.errors import InputError
 from reidtricks.evaluation.distance import METRICS
 from reidtricks.evaluation.metrics import PROTOCOLS
+from reidtricks.validate import require_bool, require_choice, require_int, require_number
 
 FEATURE_CHOICES = ("before_bn", "after_bn")
 

@@ -15,8 +15,8 @@ import torch
 from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from reidtricks.checkpoint import load_checkpoint
 from reidtricks.errors import InputError
+from reidtricks.inference.checkpoint import load_checkpoint
 
 LOCK_NAME = ".run.lock"
 

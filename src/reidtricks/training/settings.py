@@ -9,10 +9,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from reidtricks.checks import require_bool, require_int, require_number
 from reidtricks.config import group_defaults, typed_config
 from reidtricks.errors import InputError
 from reidtricks.evaluation.settings import EvalConfig
+from reidtricks.validate import require_bool, require_int, require_number
 
 
 @dataclass(frozen=True)

@@ -4,18 +4,16 @@
     extractor = FeatureExtractor.from_checkpoint("logs/demo/runs/<date>/checkpoints/last.ckpt")
     feats = extractor.extract(["a.jpg", "b.jpg"], normalize=True)   # 2 x D float32
 
-The network is rebuilt from the checkpoint's plain fields (`reidtricks.checkpoint`), images go
+The network is rebuilt from the checkpoint's plain fields (`reidtricks.inference.checkpoint`), images go
 through the checkpoint's test transform, and the feature is the trained test-time one (before or
 after the BNNeck, optionally averaged with the flipped image), in fp32, as `ReIDModule` computes it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,18 +23,18 @@ from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from reidtricks.checkpoint import (
+from reidtricks.data.image_dataset import read_image
+from reidtricks.data.transforms import build_test_transform
+from reidtricks.errors import InputError, UnreadableInputError
+from reidtricks.evaluation.settings import EvalConfig
+from reidtricks.inference.checkpoint import (
     CheckpointSpec,
     InputSpec,
     build_net_from_checkpoint,
     checkpoint_spec,
     load_checkpoint,
 )
-from reidtricks.data.datasets.market_naming import IMAGE_SUFFIXES, parse_market_name
-from reidtricks.data.image_dataset import read_image
-from reidtricks.data.transforms import build_test_transform
-from reidtricks.errors import InputError, MissingInputError, UnreadableInputError
-from reidtricks.evaluation.settings import EvalConfig
+from reidtricks.inference.files import BadImage
 from reidtricks.models import ReIDNet
 
 FEATURES = ("before_bn", "after_bn")
@@ -62,14 +60,6 @@ class InferenceNet(nn.Module):
         return feats
 
 
-@dataclass(frozen=True)
-class BadImage:
-    """An image file that could not be read, with the one-line reason."""
-
-    path: str
-    error: str
-
-
 @dataclass
 class Extraction:
     """Features of the readable files (rows in the order of `paths`) and the unreadable ones."""
@@ -77,49 +67,6 @@ class Extraction:
     paths: list[str]
     features: Tensor
     bad: list[BadImage] = field(default_factory=list)
-
-
-def list_image_files(root: str | os.PathLike, what: str = "images") -> tuple[list[Path], int]:
-    """Image files under `root` (a folder, searched recursively, or one image file), sorted, and
-    how many other files were passed over; hidden files and folders are skipped."""
-    root = Path(root)
-    suffixes = ", ".join(IMAGE_SUFFIXES)
-    if root.is_file():
-        if root.suffix.lower() not in IMAGE_SUFFIXES:
-            raise InputError(f"{what}={root}: not an image file (expected {suffixes})")
-        return [root], 0
-    if not root.is_dir():
-        raise MissingInputError(f"{what}={root}: no such folder or image file")
-    images, others = [], 0
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if name.startswith("."):
-                continue
-            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                images.append(Path(folder) / name)
-            else:
-                others += 1
-    if not images:
-        raise InputError(f"{what}={root}: holds no image files ({suffixes}; searched recursively)")
-    return sorted(images), others
-
-
-def market_ids(path: str | os.PathLike) -> tuple[int, int] | None:
-    """(pid, camid 0-based) when the file name follows the Market-1501 pattern, else None."""
-    try:
-        return parse_market_name(Path(path))
-    except ValueError:
-        return None
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks (checkpoints can be hundreds of MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def progress_bar(enabled: bool) -> Any:

@@ -1,0 +1,131 @@
+"""Evaluate a checkpoint: `python -m reidtricks.evaluate ckpt=PATH [data=NAME] [eval.rerank=true]`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from reidtricks.cli.app import config_dir, one_line_errors
+from reidtricks.data.datamodule import ReIDDataModule
+from reidtricks.evaluation.settings import eval_overrides_schema
+from reidtricks.inference.checkpoint import (
+    build_net_from_checkpoint,
+    checkpoint_spec,
+    checkpoint_test_sources,
+    load_checkpoint,
+)
+from reidtricks.reports.plots import plot_ranked_retrievals
+from reidtricks.reports.tables import print_results_table
+from reidtricks.training.module import ReIDModule
+
+# conf/evaluate.yaml composes it as its `eval` node: every test-time key, null by default.
+ConfigStore.instance().store(name="eval_overrides", node=eval_overrides_schema())
+
+
+def explicit_data_dir(cfg: DictConfig) -> str | None:
+    """paths.data_dir when the user chose it (command line or REIDTRICKS_DATA_DIR), else None:
+    the checkpoint's test sets are then read where training read them."""
+    try:
+        overrides = HydraConfig.get().overrides.task
+    except ValueError:  # not under @hydra.main (compose API in tests)
+        overrides = []
+    chosen = any(o.lstrip("+~").startswith("paths.data_dir=") for o in overrides)
+    if chosen or os.environ.get("REIDTRICKS_DATA_DIR"):
+        return str(cfg.paths.data_dir)
+    return None
+
+
+def build_test_datamodule(cfg: DictConfig, checkpoint: dict[str, Any]) -> ReIDDataModule:
+    """The test sets: the user's `data=...` (a config they chose), or the checkpoint's own sets
+    rebuilt from plain fields; images at the size and normalisation the network was trained on."""
+    source = str(cfg.ckpt)
+    spec = checkpoint_spec(checkpoint, source)
+    size = {"height": spec.input.height, "width": spec.input.width}
+    stats = {"mean": list(spec.input.mean), "std": list(spec.input.std)}
+    if cfg.get("data"):
+        data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+        data_cfg["transform"].update(size)
+        return instantiate(data_cfg, _convert_="all")
+    test_sources = checkpoint_test_sources(spec, source, explicit_data_dir(cfg))
+    return ReIDDataModule(
+        train_sources=test_sources,  # parsed once; evaluation trains nothing
+        test_sources=test_sources,
+        sampler={"p": 1, "k": 1},
+        transform={**size, **stats},
+        loader=OmegaConf.to_container(cfg.loader, resolve=True),
+    )
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """Test the checkpoint's network on every test set of the chosen data; write metrics.json."""
+    start = time.time()
+    output_dir = Path(cfg.paths.output_dir)
+    checkpoint = load_checkpoint(cfg.ckpt)
+    spec = checkpoint_spec(checkpoint, str(cfg.ckpt))
+    net = build_net_from_checkpoint(checkpoint, source=str(cfg.ckpt))
+    datamodule = build_test_datamodule(cfg, checkpoint)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    print(datamodule.statistics())
+
+    overrides = OmegaConf.to_container(cfg.eval, resolve=True)
+    eval_cfg = spec.eval.updated({k: v for k, v in overrides.items() if v is not None})
+    variants = OmegaConf.to_container(cfg.variants, resolve=True) if cfg.get("variants") else {}
+    variants = {k: eval_cfg.updated(v, key=f"variants.{k}") for k, v in variants.items()}
+    module = ReIDModule(
+        net, num_classes=spec.net.num_classes, eval=eval_cfg, eval_variants=variants
+    )
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    scored = module.evaluate_cached(eval_cfg)
+    per_set = {name: result.as_dict() for name, (result, _) in scored.items()}
+    metrics = {
+        "checkpoint": str(cfg.ckpt),
+        "stage": spec.stage,
+        "eval": eval_cfg.as_dict(),
+        "test_sets": per_set,
+        # Other test-time settings, scored from the same features (one pass of the network).
+        "variants": {
+            name: {
+                test_set: result.as_dict()
+                for test_set, (result, _) in module.evaluate_cached(settings).items()
+            }
+            for name, settings in module.eval_variants.items()
+        },
+        "wall_time_s": round(time.time() - start, 1),
+    }
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        rerank = " + re-ranking" if eval_cfg.rerank else ""
+        print_results_table(per_set, title=f"{cfg.ckpt}{rerank}")
+        for name, variant_sets in metrics["variants"].items():
+            print_results_table(variant_sets, title=f"variant {name}")
+        if cfg.get("plot_queries", 0):
+            for test_set in datamodule.test_sets:
+                distmat = scored[test_set.name][1].cpu()
+                png = output_dir / f"ranked_{test_set.name}.png"
+                plot_ranked_retrievals(distmat, test_set, png, num_queries=int(cfg.plot_queries))
+                print(f"Ranked retrievals: {png}")
+        print(f"Run folder: {output_dir}")
+    return metrics
+
+
+@hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    with one_line_errors():
+        evaluate_checkpoint(cfg)
+
+
+if __name__ == "__main__":
+    main()

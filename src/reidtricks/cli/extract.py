@@ -1,0 +1,75 @@
+"""Extract features: `python -m reidtricks.extract ckpt=PATH images=DIR [out=features.npz]`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+
+from reidtricks.cli.app import config_dir, extractor_from_config, one_line_errors, warn_bad_images
+from reidtricks.errors import InputError
+from reidtricks.inference import list_image_files, market_ids
+from reidtricks.inference.files import save_npz
+
+
+def extract_folder(cfg: DictConfig) -> dict[str, Any]:
+    """Features of every image under cfg.images, written to an .npz; returns a summary."""
+    extractor = extractor_from_config(cfg)  # a refused checkpoint stops here, nothing written
+    root = Path(cfg.images)
+    images, others = list_image_files(root, "images")
+    result = extractor.extract_files(
+        images,
+        skip_bad=bool(cfg.skip_bad),
+        num_workers=int(cfg.num_workers),
+        normalize=bool(cfg.normalize),
+        progress=bool(cfg.progress),
+        description=f"extracting {len(images)} images",
+    )
+    if not result.paths:
+        raise InputError(f"images={root}: none of the {len(images)} image files could be read")
+    ids = [market_ids(p) for p in result.paths]
+    out = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir) / "features.npz"
+    settings = {**extractor.settings(), "normalized": bool(cfg.normalize)}
+    save_npz(
+        out,
+        paths=np.array(result.paths, dtype=str),
+        features=result.features.numpy().astype(np.float32),
+        pids=np.array([i[0] if i else -1 for i in ids], dtype=np.int64),
+        camids=np.array([i[1] if i else -1 for i in ids], dtype=np.int64),
+        named=np.array([i is not None for i in ids], dtype=bool),
+        bad_paths=np.array([b.path for b in result.bad], dtype=str),
+        bad_errors=np.array([b.error for b in result.bad], dtype=str),
+        root=np.array(str(root)),
+        checkpoint=np.array(str(cfg.ckpt)),
+        settings=np.array(json.dumps(settings)),
+    )
+    warn_bad_images(result.bad, f"{out} (bad_paths)")
+    named = sum(i is not None for i in ids)
+    print(
+        f"{len(result.paths)} images -> features {tuple(result.features.shape)} "
+        f"({extractor.feature}, flip={extractor.flip}, normalized={bool(cfg.normalize)}); "
+        f"{named} with Market-style pid/camid; {len(result.bad)} unreadable skipped; "
+        f"{others} non-image files passed over"
+    )
+    print(f"Features: {out}")
+    return {
+        "out": out,
+        "num_images": len(result.paths),
+        "feat_dim": int(result.features.shape[1]),
+        "bad": result.bad,
+        "others": others,
+    }
+
+
+@hydra.main(config_path=config_dir(), config_name="extract", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    with one_line_errors():
+        extract_folder(cfg)
+
+
+if __name__ == "__main__":
+    main()
