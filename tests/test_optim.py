@@ -77,3 +77,53 @@ def test_schedule_settings_are_checked_once_in_the_typed_config():
 
 def test_warmup_epochs_only_act_with_the_warmup_trick():
     assert scheduled_lrs(warmup=False, warmup_epochs=10) == scheduled_lrs(warmup=False)
+
+
+def test_per_step_warmup_ramps_every_iteration_then_steps_at_milestones():
+    """lr(t) = base * (s + (1 - s) t / T) for t < T = warmup_epochs x steps, then base x gamma^k."""
+    steps, base, start = 7, 3.5e-4, 0.01
+    cfg = replace(
+        OptimConfig.defaults(),
+        lr=base,
+        warmup=True,
+        warmup_epochs=2,
+        warmup_start_factor=start,
+        warmup_per_step=True,
+        milestones=(4, 7),
+        gamma=0.1,
+    )
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=base)
+    scheduler = build_lr_scheduler(optimizer, cfg, steps_per_epoch=steps)
+    for t in range(10 * steps):
+        epoch = t // steps
+        expected = base * (start + (1 - start) * t / (2 * steps)) if t < 2 * steps else base
+        expected *= 1.0 if epoch < 4 else 0.1 if epoch < 7 else 0.01
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12), t
+        optimizer.step()
+        scheduler.step()
+
+
+def test_per_step_warmup_off_keeps_the_epoch_schedule():
+    """warmup_per_step without the warmup trick changes nothing: the per-epoch MultiStepLR."""
+    assert scheduled_lrs(epochs=12, milestones=(4, 7), warmup_per_step=True) == scheduled_lrs(
+        epochs=12, milestones=(4, 7)
+    )
+
+
+def test_adam_step_sizes_follow_the_bias_corrected_second_moment():
+    """lr / (sqrt(v_t / (1 - beta2^t)) + eps) with v_t = beta2 v + (1 - beta2) g^2, by hand."""
+    from reidtricks.training.adam_monitor import adam_step_sizes
+
+    param = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+    lr, beta2, eps = 0.01, 0.99, 1e-8
+    optimizer = torch.optim.Adam([param], lr=lr, betas=(0.9, beta2), eps=eps)
+    grads = [torch.tensor([0.5, -1.0, 4.0]), torch.tensor([0.1, 2.0, -3.0])]
+    v = torch.zeros(3, dtype=torch.float64)
+    for g in grads:
+        param.grad = g.clone()
+        optimizer.step()
+        v = beta2 * v + (1 - beta2) * g.double() ** 2
+    expected = lr / ((v / (1 - beta2 ** len(grads))).sqrt() + eps)
+    sizes = adam_step_sizes(optimizer, [param])
+    assert torch.allclose(sizes.double(), expected, rtol=1e-5)
+    assert adam_step_sizes(optimizer, []).numel() == 0

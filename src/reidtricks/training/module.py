@@ -135,7 +135,10 @@ class ReIDModule(pl.LightningModule):
         clip = self.optim_cfg.gradient_clip_val
         if clip:
             self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+        lr = optimizer.param_groups[0]["lr"]  # the LR of this step (a per-step schedule moves it)
         optimizer.step()
+        if self._lr_per_step:
+            self.lr_schedulers().step()
 
         batch_size = images.shape[0]
         for name, value in terms.items():
@@ -147,20 +150,32 @@ class ReIDModule(pl.LightningModule):
             )
         accuracy = (out.logits.detach().argmax(dim=1) == pids).float().mean()
         self.log("train/id_acc", accuracy, prog_bar=True, batch_size=batch_size)
-        self.log("train/lr", optimizer.param_groups[0]["lr"], batch_size=batch_size)
+        self.log("train/lr", lr, batch_size=batch_size)
         return terms["total"].detach()
 
+    @property
+    def _lr_per_step(self) -> bool:
+        cfg = self.optim_cfg
+        return cfg is not None and cfg.warmup_per_step and cfg.active_warmup_epochs > 0
+
     def on_train_epoch_end(self) -> None:
-        self.lr_schedulers().step()
+        if not self._lr_per_step:
+            self.lr_schedulers().step()
 
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optim_cfg is None:
             raise InputError("ReIDModule was built without optim settings: it can evaluate only")
         optimizer = build_optimizer(self.net, self.optim_cfg)
-        scheduler = build_lr_scheduler(optimizer, self.optim_cfg)
+        steps_per_epoch = None
+        if self._lr_per_step:
+            # Loads the train dataloader if needed; counts the optimiser steps of the whole fit.
+            total = self.trainer.estimated_stepping_batches
+            steps_per_epoch = max(1, int(total) // max(1, int(self.trainer.max_epochs)))
+        scheduler = build_lr_scheduler(optimizer, self.optim_cfg, steps_per_epoch)
+        interval = "step" if self._lr_per_step else "epoch"
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval},
         }
 
     # -- evaluation ----------------------------------------------------------------------------

@@ -5,7 +5,13 @@ from __future__ import annotations
 from hydra.utils import instantiate
 from torch import nn
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import ChainedScheduler, LinearLR, LRScheduler, MultiStepLR
+from torch.optim.lr_scheduler import (
+    ChainedScheduler,
+    LambdaLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+)
 
 from reidtricks.training.settings import OptimConfig
 
@@ -47,13 +53,21 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> Optimizer:
     return instantiate(dict(cfg.optimizer))(groups, lr=cfg.lr)
 
 
-def build_lr_scheduler(optimizer: Optimizer, cfg: OptimConfig) -> LRScheduler:
+def build_lr_scheduler(
+    optimizer: Optimizer, cfg: OptimConfig, steps_per_epoch: int | None = None
+) -> LRScheduler:
     """The paper's schedule, stepped once per epoch: LR x gamma at each milestone epoch, and with
     the warmup trick a linear warmup from warmup_start_factor x LR that reaches 1x at
     warmup_epochs (torch's LinearLR chained with MultiStepLR: the authors' formula to 1e-15).
 
     Base 3.5e-4, warmup 10: 3.5e-6 at 0, 3.815e-5 at 1, 3.5e-4 from 10, 3.5e-5 from 40, 3.5e-6 from 70.
+    With `warmup_per_step` the warmup ramps every iteration instead (`per_step_lr_factor`, one
+    LambdaLR stepped per optimiser step); steps_per_epoch is then required.
     """
+    if cfg.warmup_per_step and cfg.active_warmup_epochs > 0:
+        if steps_per_epoch is None or steps_per_epoch < 1:
+            raise ValueError("optim.warmup_per_step needs the number of steps per epoch")
+        return LambdaLR(optimizer, lambda step: per_step_lr_factor(step, steps_per_epoch, cfg))
     steps = MultiStepLR(optimizer, milestones=list(cfg.milestones), gamma=cfg.gamma)
     if cfg.active_warmup_epochs == 0:
         return steps
@@ -64,3 +78,14 @@ def build_lr_scheduler(optimizer: Optimizer, cfg: OptimConfig) -> LRScheduler:
         total_iters=cfg.active_warmup_epochs,
     )
     return ChainedScheduler([warmup, steps])
+
+
+def per_step_lr_factor(step: int, steps_per_epoch: int, cfg: OptimConfig) -> float:
+    """The LR factor at optimiser step `step` when the warmup ramps every iteration: linear from
+    warmup_start_factor at step 0 to 1 at warmup_epochs x steps_per_epoch, times gamma per
+    milestone epoch passed (the schedule is then stepped per iteration, docs/METHOD.md trick 1)."""
+    total = cfg.active_warmup_epochs * steps_per_epoch
+    start = cfg.warmup_start_factor
+    warm = start + (1.0 - start) * step / total if step < total else 1.0
+    epoch = step // steps_per_epoch
+    return warm * cfg.gamma ** sum(epoch >= m for m in cfg.milestones)

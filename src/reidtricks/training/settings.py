@@ -64,6 +64,7 @@ class OptimConfig:
     warmup: bool  # trick warmup
     warmup_epochs: int
     warmup_start_factor: float
+    warmup_per_step: bool  # ramp every iteration instead of once per epoch
     gradient_clip_val: float | None
 
     def __post_init__(self) -> None:
@@ -90,6 +91,7 @@ class OptimConfig:
         factor = require_number("optim.warmup_start_factor", self.warmup_start_factor, 0.0, 1.0)
         if factor == 0.0:
             raise InputError(f"optim.warmup_start_factor={factor!r}: expected in (0, 1]")
+        require_bool("optim.warmup_per_step", self.warmup_per_step)
         if self.gradient_clip_val is not None:
             require_number("optim.gradient_clip_val", self.gradient_clip_val, low=0.0)
 
