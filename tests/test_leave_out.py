@@ -1,0 +1,63 @@
+"""conf/leave_out: the full BoT less one trick changes exactly that trick's keys, back to the
+values of the baseline, and nothing else."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from reidtricks.cli.app import config_dir
+
+# trick -> the stage before it in the chain (conf/trick/*.yaml)
+PREDECESSOR = {
+    "warmup": "baseline",
+    "rea": "warmup",
+    "label_smooth": "rea",
+    "last_stride": "label_smooth",
+    "bnneck": "last_stride",
+    "center_loss": "bnneck",
+}
+NAMES = ("stage", "cell")
+
+
+def leaves(*overrides: str) -> dict[str, object]:
+    """Every leaf of the training config (interpolations as written) as {dotted.key: value}."""
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=cuhk03_cpu", *overrides])
+    flat: dict[str, object] = {}
+
+    def walk(node: object, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            flat[prefix] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")  # paths need a running Hydra app
+    return {k: v for k, v in flat.items() if k not in NAMES and not k.startswith("paths.")}
+
+
+def changed(a: dict[str, object], b: dict[str, object]) -> set[str]:
+    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+
+@pytest.mark.parametrize("trick", list(PREDECESSOR))
+def test_leaving_one_trick_out_restores_exactly_its_baseline_values(trick):
+    bot = leaves("+trick=center_loss", "+leave_out=none")
+    without = leaves("+trick=center_loss", f"+leave_out={trick}")
+    baseline = leaves("+trick=baseline")
+    own_keys = changed(leaves(f"+trick={trick}"), leaves(f"+trick={PREDECESSOR[trick]}"))
+    assert own_keys, trick
+    assert changed(bot, without) == own_keys
+    assert {k: without[k] for k in own_keys} == {k: baseline[k] for k in own_keys}
+
+
+def test_cells_are_named_after_what_they_leave_out():
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cells = {
+            trick: compose("train", overrides=["+trick=center_loss", f"+leave_out={trick}"]).cell
+            for trick in ["none", *PREDECESSOR]
+        }
+    assert cells["none"] == "bot"
+    assert len(set(cells.values())) == len(cells)
