@@ -63,8 +63,12 @@ def test_market_layouts_junk_distractors_relabel(tmp_path, sub):
     splits = Market1501(tmp_path).load()
     check_market_splits(splits, base)
     lines = splits.statistics_table().splitlines()
-    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:5]}
     assert rows == {"train": ["3", "4", "4"], "query": ["2", "2", "2"], "gallery": ["3", "3", "3"]}
+    # the two junk images (pid -1, train and gallery) are listed as excluded with the reason
+    assert lines[5:] == ["  excluded 2 images (2: junk (pid -1))"]
+    junk = ["-1_c2s1_000100_00.jpg", "-1_c1s1_000003_01.jpg"]
+    assert sorted(Path(p).name for p, _ in splits.excluded) == sorted(junk)
 
 
 def test_constructors_do_no_io(tmp_path):

@@ -89,6 +89,12 @@ class ReIDDataModule(pl.LightningDataModule):
         if self.test_sets:
             return
         train_splits = [self._load(s) for s in self.train_sources.values()]
+        for name, splits in zip(self.train_sources, train_splits, strict=True):
+            if not splits.train:
+                raise InputError(
+                    f"data.train_sources.{name} ({splits.name}) has no training images: "
+                    "train on a set with a training split, or use it in data.test_sources only"
+                )
         self.train_items, self.num_classes = merge_train_splits(train_splits)
         for name, source in self.test_sources.items():
             splits = self._load(source)
