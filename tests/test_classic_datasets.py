@@ -485,3 +485,27 @@ def test_real_set_details():
     assert true_matches(viper) == [1] * 316
     counts = Counter(Path(p).parent.name for p, _, _ in viper.query + viper.gallery)
     assert counts == {"cam_a": 316, "cam_b": 316}
+
+
+@pytest.mark.parametrize("cls", [VIPeR, PRID2011, GRID, ILIDS, CUHK01, ThreeDPeS, CAVIAR4REID])
+def test_configs_and_checkpoint_rebuild_every_class(tmp_path, cls):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from reidtricks.cli.app import config_dir
+    from reidtricks.inference.checkpoint import dataset_from_spec
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("stats", overrides=[f"data={cls.name}", f"paths.data_dir={tmp_path}"])
+    train, test = cfg.data.train_sources[cls.name], cfg.data.test_sources[cls.name]
+    source = instantiate(train)
+    assert type(source) is cls and vars(source) == vars(instantiate(test))
+    assert (source.root, source.split, source.combineall) == (str(tmp_path), 0, False)
+    target = f"reidtricks.data.datasets.{cls.__name__}"
+    spec = {"_target_": target, "root": "/elsewhere", "split": 3, "combineall": True}
+    rebuilt = dataset_from_spec(cls.name, spec, "x.ckpt", data_dir=str(tmp_path))
+    assert type(rebuilt) is cls and (rebuilt.root, rebuilt.split, rebuilt.combineall) == (
+        str(tmp_path),
+        3,
+        True,
+    )
