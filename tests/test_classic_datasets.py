@@ -509,3 +509,18 @@ def test_configs_and_checkpoint_rebuild_every_class(tmp_path, cls):
         3,
         True,
     )
+
+
+def test_grid_random_is_named_so_in_the_test_sets(tmp_path):
+    from reidtricks.data.datamodule import ReIDDataModule
+
+    make_grid(tmp_path)
+    sources = {
+        "grid": GRID(tmp_path, partitions="random"),
+        "official": GRID(tmp_path),
+        "mine-random": GRID(tmp_path, split=1, partitions="random"),
+    }
+    dm = ReIDDataModule(sources, sources, {"p": 2, "k": 2}, {}, {"num_workers": 0})
+    dm.setup("fit")
+    assert [t.name for t in dm.test_sets] == ["grid-random", "official", "mine-random"]
+    assert "grid-random" in dm.statistics() and dm.num_classes == 12

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from reidtricks.data.image_dataset import ImageDataset, check_images_readable
 from reidtricks.data.sampler import PKBatchSampler
-from reidtricks.data.splits import ReIDItem, ReIDSplits, merge_train_splits
+from reidtricks.data.splits import ReIDItem, ReIDSplits, merge_train_splits, test_set_name
 from reidtricks.data.transforms import build_test_transform, build_train_transform
 from reidtricks.errors import InputError
 
@@ -94,7 +94,9 @@ class ReIDDataModule(pl.LightningDataModule):
         self.train_items, self.num_classes = merge_train_splits(train_splits)
         for name, source in self.test_sources.items():
             splits = self._load(source)
-            self.test_sets.append(TestSet(name, splits.query, splits.gallery))
+            self.test_sets.append(
+                TestSet(test_set_name(name, splits), splits.query, splits.gallery)
+            )
         if self.verify_images:  # decode every image now rather than fail hours into training
             check_images_readable(
                 [self.train_items, *(t.items for t in self.test_sets)], "data.verify_images"

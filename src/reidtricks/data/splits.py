@@ -22,7 +22,8 @@ class ReIDSplits:
     """A parsed dataset: training pids relabelled 0..N-1; query/gallery keep original pids.
 
     `excluded` lists every image of the set that is in none of the three lists, with the reason;
-    `notes` are lines shown under the statistics (e.g. which trial, comparability)."""
+    `notes` are lines shown under the statistics (e.g. which trial, comparability); `qualifier`
+    marks a variant that must show wherever the set is named (test set `KEY-qualifier`)."""
 
     name: str
     train: list[ReIDItem]
@@ -30,6 +31,7 @@ class ReIDSplits:
     gallery: list[ReIDItem]
     excluded: tuple[Excluded, ...] = ()
     notes: tuple[str, ...] = ()
+    qualifier: str = ""
 
     @property
     def num_train_pids(self) -> int:
@@ -87,6 +89,7 @@ def assemble_splits(
     distractor_pids: Collection[int] = (),
     test_pid_offset: int = 0,
     notes: Sequence[str] = (),
+    qualifier: str = "",
 ) -> ReIDSplits:
     """ReIDSplits from raw (original-pid) lists; every parser ends here.
 
@@ -120,7 +123,16 @@ def assemble_splits(
         gallery=list(gallery),
         excluded=tuple(sorted(excluded)),
         notes=tuple(notes),
+        qualifier=qualifier,
     )
+
+
+def test_set_name(key: str, splits: ReIDSplits) -> str:
+    """The name of a test set in metrics and reports: the source key, plus `-qualifier` when the
+    parsed set has one (e.g. GRID's random partitions: `grid-random`)."""
+    if splits.qualifier and not key.endswith(f"-{splits.qualifier}"):
+        return f"{key}-{splits.qualifier}"
+    return key
 
 
 def merge_train_splits(splits: Sequence[ReIDSplits]) -> tuple[list[ReIDItem], int]:

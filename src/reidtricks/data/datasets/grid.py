@@ -55,7 +55,7 @@ class GRID:
             if cam < 0:
                 raise InputError(f"{path}: camera 0 in the file name, expected 1-8")
         people = sorted({pid for _, pid, _ in probe} - {DISTRACTOR})
-        name, notes = self.name, [f"split {self.split} of {self.num_splits}"]
+        qualifier, notes = "", [f"split {self.split} of {self.num_splits}"]
         if self.partitions == "official":
             mat = folder / MAT_NAME
             partitions = read_partitions(mat)
@@ -72,15 +72,16 @@ class GRID:
         else:
             train_ids, _ = split_ids(people, len(people) // 2, trial_rng(self.split))
             train_set = set(train_ids)
-            name = f"{self.name}-random"
+            qualifier = "random"
             notes[0] += f" (numpy RandomState({self.split}))"
             notes.append("random partitions: not comparable with published numbers")
         return assemble_splits(
-            name,
+            f"{self.name}-{qualifier}" if qualifier else self.name,
             [item for item in probe + gallery if item[1] in train_set],
             [item for item in probe if item[1] not in train_set and item[1] != DISTRACTOR],
             [item for item in gallery if item[1] not in train_set],
             combineall=self.combineall,
             distractor_pids={DISTRACTOR},
             notes=notes,
+            qualifier=qualifier,
         )
