@@ -237,7 +237,7 @@ def test_combineall_market_style_train_gets_every_identified_image(tmp_path):
     assert sorted((Path(p).name, pid) for p, pid, _ in combined.train) == sorted(expected)
     assert all(Path(p).parent.parent == base for p, _, _ in combined.train)
     assert len(combined.excluded) == 2  # the junk images stay excluded
-    assert "combineall: 1 distractor images (no identity) not in train" in (
+    assert "combineall: 1 distractor image (no identity) not in train" in (
         combined.statistics_table()
     )
     for cls in (Market1501, DukeMTMC, CUHK03NP, FolderDataset, MSMT17, SyntheticReID):

@@ -63,9 +63,14 @@ class ReIDSplits:
             for _, reason in self.excluded:
                 reasons[reason] = reasons.get(reason, 0) + 1
             detail = "; ".join(f"{n}: {reason}" for reason, n in reasons.items())
-            lines.append(f"  excluded {len(self.excluded)} images ({detail})")
+            lines.append(f"  excluded {plural(len(self.excluded), 'image')} ({detail})")
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 image`, `2 images`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def check_split(name: str, split: int, num_splits: int) -> int:
@@ -112,7 +117,9 @@ def assemble_splits(
             raise InputError(f"{name}: combineall found an image with two identities")
         distractors = len(query) + len(gallery) - len(test)
         if distractors:
-            notes.append(f"combineall: {distractors} distractor images (no identity) not in train")
+            notes.append(
+                f"combineall: {plural(distractors, 'distractor image')} (no identity) not in train"
+            )
         train = pool
     else:
         excluded += [(path, reason) for (path, _, _), reason in unused]
