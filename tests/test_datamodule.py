@@ -62,3 +62,24 @@ def test_two_training_sources_are_offset_and_too_big_p_is_refused(tiny_data_dir)
     too_big.setup("fit")
     with pytest.raises(ValueError, match="data.sampler.p"):
         too_big.train_dataloader()
+
+
+def test_training_on_a_test_only_folder_is_one_line_error(tmp_path):
+    from PIL import Image
+
+    from reidtricks.data.datasets import FolderDataset
+    from reidtricks.errors import InputError
+
+    for sub, name in (("query", "0003_c1_a.jpg"), ("bounding_box_test", "0003_c2_a.jpg")):
+        (tmp_path / "only" / sub).mkdir(parents=True)
+        Image.new("RGB", (4, 8)).save(tmp_path / "only" / sub / name)
+    only = FolderDataset(tmp_path / "only")
+    evaluation = make_datamodule(tmp_path, train={"mine": only}, test={"mine": only})
+    evaluation.setup("test")  # evaluation only: the test set is there, nothing to train on
+    assert evaluation.num_classes == 0 and [len(t.items) for t in evaluation.test_sets] == [2]
+    for call in ("setup", "train_dataloader"):
+        dm = make_datamodule(tmp_path, train={"mine": only}, test={"mine": only})
+        with pytest.raises(InputError) as err:
+            dm.setup("fit") if call == "setup" else dm.train_dataloader()
+        assert str(err.value).startswith("data.train_sources.mine (only) has no training images")
+        assert "\n" not in str(err.value)

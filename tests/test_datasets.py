@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from reidtricks.data.datasets import CUHK03NP, MSMT17, DukeMTMC, FolderDataset, Market1501
+from reidtricks.data.datasets import (
+    CUHK03NP,
+    MSMT17,
+    DukeMTMC,
+    FolderDataset,
+    Market1501,
+    SyntheticReID,
+)
 from reidtricks.data.splits import ReIDSplits, merge_train_splits
 
 
@@ -63,8 +70,12 @@ def test_market_layouts_junk_distractors_relabel(tmp_path, sub):
     splits = Market1501(tmp_path).load()
     check_market_splits(splits, base)
     lines = splits.statistics_table().splitlines()
-    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:5]}
     assert rows == {"train": ["3", "4", "4"], "query": ["2", "2", "2"], "gallery": ["3", "3", "3"]}
+    # the two junk images (pid -1, train and gallery) are listed as excluded with the reason
+    assert lines[5:] == ["  excluded 2 images (2: junk (pid -1))"]
+    junk = ["-1_c2s1_000100_00.jpg", "-1_c1s1_000003_01.jpg"]
+    assert sorted(Path(p).name for p, _ in splits.excluded) == sorted(junk)
 
 
 def test_constructors_do_no_io(tmp_path):
@@ -211,3 +222,45 @@ def test_msmt17_missing_list_and_unknown_values(tmp_path):
         CUHK03NP(tmp_path, variant="both")
     with pytest.raises(ValueError, match=r"version='v3'.*v1.*v2"):
         MSMT17(tmp_path, version="v3")
+
+
+def test_combineall_market_style_train_gets_every_identified_image(tmp_path):
+    base = make_market(tmp_path / "market1501")
+    plain = Market1501(tmp_path).load()
+    combined = Market1501(tmp_path, combineall=True).load()
+    assert combined.query == plain.query and combined.gallery == plain.gallery
+    # by hand: train pids {2, 7, 10} + query/gallery pids {3, 11}; distractor 0 and junk -1 out
+    people = {2: 0, 3: 1, 7: 2, 10: 3, 11: 4}
+    expected = [(n, people[int(n[:4])]) for n, _, _ in EXPECTED_TRAIN]
+    expected += [(n, people[int(n[:4])]) for n, _, _ in EXPECTED_QUERY]
+    expected += [(n, people[pid]) for n, pid, _ in EXPECTED_GALLERY if pid != 0]
+    assert sorted((Path(p).name, pid) for p, pid, _ in combined.train) == sorted(expected)
+    assert all(Path(p).parent.parent == base for p, _, _ in combined.train)
+    assert len(combined.excluded) == 2  # the junk images stay excluded
+    assert "combineall: 1 distractor image (no identity) not in train" in (
+        combined.statistics_table()
+    )
+    for cls in (Market1501, DukeMTMC, CUHK03NP, FolderDataset, MSMT17, SyntheticReID):
+        assert cls.num_splits == 1
+        with pytest.raises(ValueError, match=r"split=1 is out of range; expected an integer 0..0"):
+            cls(tmp_path, split=1)
+
+
+def test_combineall_msmt17_offsets_test_pids(tmp_path):
+    make_msmt(tmp_path / "MSMT17_V1", "v1")
+    combined = MSMT17(tmp_path, combineall=True).load()
+    # train pids {0, 3, 5}; test pid 1 restarts the numbering: a fourth person, not train pid 1
+    assert sorted(pid for _, pid, _ in combined.train) == [0, 1, 2, 3, 3, 3]
+    assert combined.query == MSMT17(tmp_path).load().query
+
+
+def test_folder_dataset_without_training_images(tmp_path):
+    touch_images(tmp_path / "only" / "query", ["0003_c1_a.jpg"])
+    touch_images(tmp_path / "only" / "bounding_box_test", ["0003_c2_a.jpg", "0000_c3_b.jpg"])
+    splits = FolderDataset(tmp_path / "only").load()
+    assert splits.train == [] and len(splits.query) == 1 and len(splits.gallery) == 2
+    (tmp_path / "only" / "bounding_box_train").mkdir()
+    assert FolderDataset(tmp_path / "only").load() == splits
+    (tmp_path / "only" / "query" / "0003_c1_a.jpg").unlink()
+    with pytest.raises(ValueError, match=r"only/query holds no image files"):
+        FolderDataset(tmp_path / "only").load()

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from reidtricks.data.image_dataset import ImageDataset, check_images_readable
 from reidtricks.data.sampler import PKBatchSampler
-from reidtricks.data.splits import ReIDItem, ReIDSplits, merge_train_splits
+from reidtricks.data.splits import ReIDItem, ReIDSplits, merge_train_splits, test_set_name
 from reidtricks.data.transforms import build_test_transform, build_train_transform
 from reidtricks.errors import InputError
 
@@ -88,15 +88,30 @@ class ReIDDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.test_sets:
             return
+        if stage == "fit":
+            self.check_training_sets()
         train_splits = [self._load(s) for s in self.train_sources.values()]
         self.train_items, self.num_classes = merge_train_splits(train_splits)
         for name, source in self.test_sources.items():
             splits = self._load(source)
-            self.test_sets.append(TestSet(name, splits.query, splits.gallery))
+            self.test_sets.append(
+                TestSet(test_set_name(name, splits), splits.query, splits.gallery)
+            )
         if self.verify_images:  # decode every image now rather than fail hours into training
             check_images_readable(
                 [self.train_items, *(t.items for t in self.test_sets)], "data.verify_images"
             )
+
+    def check_training_sets(self) -> None:
+        """One-line error for a training source without training images (a test-only folder):
+        evaluation accepts it, training does not."""
+        for name, source in self.train_sources.items():
+            splits = self._load(source)
+            if not splits.train:
+                raise InputError(
+                    f"data.train_sources.{name} ({splits.name}) has no training images: "
+                    "train on a set with a training split, or use it in data.test_sources only"
+                )
 
     def statistics(self) -> str:
         """Per-dataset statistics tables (ids, images, cameras per split)."""
@@ -114,6 +129,7 @@ class ReIDDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
+        self.check_training_sets()
         dataset = ImageDataset(self.train_items, build_train_transform(**self.transform_cfg))
         batch_sampler = PKBatchSampler(
             [pid for _, pid, _ in self.train_items], p=self.p, k=self.k, seed=self.seed

@@ -29,6 +29,13 @@ DATASET_CLASSES = {
         datasets.Market1501,
         datasets.MSMT17,
         datasets.SyntheticReID,
+        datasets.VIPeR,
+        datasets.PRID2011,
+        datasets.GRID,
+        datasets.ILIDS,
+        datasets.CUHK01,
+        datasets.ThreeDPeS,
+        datasets.CAVIAR4REID,
     )
 }
 # The `_target_`s that the model and data configs of a reidtricks run hold; anything else there is

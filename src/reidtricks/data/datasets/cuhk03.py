@@ -9,7 +9,7 @@ from reidtricks.data.datasets.market_naming import (
     find_dataset_dir,
     read_market_style,
 )
-from reidtricks.data.splits import ReIDSplits
+from reidtricks.data.splits import ReIDSplits, check_split
 from reidtricks.errors import InputError
 
 VARIANTS = ("detected", "labeled")
@@ -19,11 +19,20 @@ class CUHK03NP:
     """<root>/cuhk03-np/{detected,labeled}/ with Market-style folders and names."""
 
     name = "cuhk03"
+    num_splits = 1
 
-    def __init__(self, root: str | Path, variant: str = "detected") -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        variant: str = "detected",
+        split: int = 0,
+        combineall: bool = False,
+    ) -> None:
         if variant not in VARIANTS:
             raise InputError(f"cuhk03 variant={variant!r}: expected one of {VARIANTS}")
         self.root, self.variant = str(root), variant
+        self.split = check_split(self.name, split, self.num_splits)
+        self.combineall = bool(combineall)
 
     def load(self) -> ReIDSplits:
         other = Path(self.root).name
@@ -35,4 +44,4 @@ class CUHK03NP:
             MARKET_SPLIT_DIRS,
             layout=f"cuhk03-np/{self.variant}/{{bounding_box_train,query,bounding_box_test}}",
         )
-        return read_market_style(f"{self.name}-{self.variant}", folder)
+        return read_market_style(f"{self.name}-{self.variant}", folder, combineall=self.combineall)

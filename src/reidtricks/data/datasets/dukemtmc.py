@@ -9,21 +9,24 @@ from reidtricks.data.datasets.market_naming import (
     find_dataset_dir,
     read_market_style,
 )
-from reidtricks.data.splits import ReIDSplits
+from reidtricks.data.splits import ReIDSplits, check_split
 
 
 class DukeMTMC:
     """<root>/dukemtmc-reid/DukeMTMC-reID/ or <root>/DukeMTMC-reID/ (or root itself)."""
 
     name = "dukemtmc"
+    num_splits = 1
     candidates = ("", "dukemtmc-reid/DukeMTMC-reID", "DukeMTMC-reID", "dukemtmc-reid")
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, split: int = 0, combineall: bool = False) -> None:
         self.root = str(root)
+        self.split = check_split(self.name, split, self.num_splits)
+        self.combineall = bool(combineall)
 
     def load(self) -> ReIDSplits:
         folder = find_dataset_dir(
             self.root, self.candidates, MARKET_SPLIT_DIRS,
             layout="dukemtmc-reid/DukeMTMC-reID/{bounding_box_train,query,bounding_box_test}",
         )  # fmt: skip
-        return read_market_style(self.name, folder)
+        return read_market_style(self.name, folder, combineall=self.combineall)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from reidtricks.data.datasets.market_naming import find_dataset_dir, read_market_style
-from reidtricks.data.splits import ReIDSplits
+from reidtricks.data.splits import ReIDSplits, check_split
 
 
 class FolderDataset:
-    """root/{train_dir,query_dir,gallery_dir} holding PPPP_cC*.jpg files."""
+    """root/{train_dir,query_dir,gallery_dir} holding PPPP_cC*.jpg files; the training folder may
+    be missing or empty (a test-only folder: empty train split)."""
 
     name = "folder"
+    num_splits = 1
 
     def __init__(
         self,
@@ -19,10 +21,18 @@ class FolderDataset:
         train_dir: str = "bounding_box_train",
         query_dir: str = "query",
         gallery_dir: str = "bounding_box_test",
+        split: int = 0,
+        combineall: bool = False,
     ) -> None:
         self.root = str(root)
         self.dirs = (train_dir, query_dir, gallery_dir)
+        self.split = check_split(self.name, split, self.num_splits)
+        self.combineall = bool(combineall)
 
     def load(self) -> ReIDSplits:
-        folder = find_dataset_dir(self.root, ("",), self.dirs, layout=f"{{{','.join(self.dirs)}}}")
-        return read_market_style(Path(self.root).name or self.name, folder, *self.dirs)
+        layout = f"{{{','.join(self.dirs)}}} ({self.dirs[0]} optional)"
+        folder = find_dataset_dir(self.root, ("",), self.dirs[1:], layout=layout)
+        return read_market_style(
+            Path(self.root).name or self.name, folder, *self.dirs,
+            combineall=self.combineall, train_optional=True,
+        )  # fmt: skip

@@ -9,17 +9,20 @@ from reidtricks.data.datasets.market_naming import (
     find_dataset_dir,
     read_market_style,
 )
-from reidtricks.data.splits import ReIDSplits
+from reidtricks.data.splits import ReIDSplits, check_split
 
 
 class Market1501:
     """<root>/market1501/ or <root>/Market-1501-v15.09.15/ (or root itself) with the 3 folders."""
 
     name = "market1501"
+    num_splits = 1
     candidates = ("", "market1501", "Market-1501-v15.09.15", "market1501/Market-1501-v15.09.15")
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, split: int = 0, combineall: bool = False) -> None:
         self.root = str(root)
+        self.split = check_split(self.name, split, self.num_splits)
+        self.combineall = bool(combineall)
 
     def dataset_dir(self) -> Path:
         return find_dataset_dir(
@@ -28,4 +31,4 @@ class Market1501:
         )  # fmt: skip
 
     def load(self) -> ReIDSplits:
-        return read_market_style(self.name, self.dataset_dir())
+        return read_market_style(self.name, self.dataset_dir(), combineall=self.combineall)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from reidtricks.data.splits import ReIDItem, ReIDSplits, relabel
+from reidtricks.data.splits import Excluded, ReIDItem, ReIDSplits, assemble_splits
 from reidtricks.errors import InputError, MissingInputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -39,12 +39,19 @@ def list_images(folder: Path) -> list[Path]:
 
 def read_market_folder(folder: Path) -> list[ReIDItem]:
     """Items of one split folder, sorted by path; junk (pid -1) dropped, pid 0 kept."""
-    items = []
+    return read_market_folder_and_junk(folder)[0]
+
+
+def read_market_folder_and_junk(folder: Path) -> tuple[list[ReIDItem], list[Excluded]]:
+    """Items of one split folder sorted by path, and its junk images (pid -1) as excluded."""
+    items, junk = [], []
     for path in list_images(folder):
         pid, cam = parse_market_name(path)
-        if pid != -1:
+        if pid == -1:
+            junk.append((str(path), "junk (pid -1)"))
+        else:
             items.append((str(path), pid, cam))
-    return items
+    return items, junk
 
 
 def find_dataset_dir(
@@ -71,11 +78,23 @@ def read_market_style(
     train_dir: str = "bounding_box_train",
     query_dir: str = "query",
     gallery_dir: str = "bounding_box_test",
+    combineall: bool = False,
+    train_optional: bool = False,
 ) -> ReIDSplits:
-    """Parse three Market-style folders: junk (pid -1) dropped, distractors (pid 0) kept."""
-    return ReIDSplits(
-        name=name,
-        train=relabel(read_market_folder(folder / train_dir)),
-        query=read_market_folder(folder / query_dir),
-        gallery=read_market_folder(folder / gallery_dir),
-    )
+    """Parse three Market-style folders: junk (pid -1) excluded, distractors (pid 0) kept in the
+    gallery (left out of train with combineall). `train_optional`: a missing or empty training
+    folder gives an empty train split (test-only folders)."""
+    train_folder = folder / train_dir
+    train, junk = [], []
+    if not train_optional or (train_folder.is_dir() and _has_images(train_folder)):
+        train, junk = read_market_folder_and_junk(train_folder)
+    query, query_junk = read_market_folder_and_junk(folder / query_dir)
+    gallery, gallery_junk = read_market_folder_and_junk(folder / gallery_dir)
+    return assemble_splits(
+        name, train, query, gallery,
+        combineall=combineall, excluded=junk + query_junk + gallery_junk, distractor_pids={0},
+    )  # fmt: skip
+
+
+def _has_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reidtricks.data.splits import ReIDItem, ReIDSplits, relabel
+from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits, check_split
 from reidtricks.errors import InputError, MissingInputError
 
 # version -> (folder name, train image dir, test image dir)
@@ -43,13 +43,21 @@ class MSMT17:
     """<root>/MSMT17_V1/ or <root>/MSMT17_V2/ (also under msmt17/, or root itself)."""
 
     name = "msmt17"
+    num_splits = 1
 
     def __init__(
-        self, root: str | Path, version: str = "auto", merge_train_val: bool = True
+        self,
+        root: str | Path,
+        version: str = "auto",
+        merge_train_val: bool = True,
+        split: int = 0,
+        combineall: bool = False,
     ) -> None:
         if version not in ("auto", *LAYOUTS):
             raise InputError(f"msmt17 version={version!r}: expected auto, v1 or v2")
         self.root, self.version, self.merge_train_val = str(root), version, merge_train_val
+        self.split = check_split(self.name, split, self.num_splits)
+        self.combineall = bool(combineall)
 
     def _locate(self) -> tuple[Path, str, str]:
         root = Path(self.root)
@@ -72,9 +80,11 @@ class MSMT17:
         train = read_list_file(base / LISTS[0], base / train_dir)
         if self.merge_train_val:
             train += read_list_file(base / LISTS[1], base / train_dir)
-        return ReIDSplits(
-            name=self.name,
-            train=relabel(sorted(train)),
-            query=read_list_file(base / LISTS[2], base / test_dir),
-            gallery=read_list_file(base / LISTS[3], base / test_dir),
+        return assemble_splits(
+            self.name,
+            train,
+            read_list_file(base / LISTS[2], base / test_dir),
+            read_list_file(base / LISTS[3], base / test_dir),
+            combineall=self.combineall,
+            test_pid_offset=1 + max((pid for _, pid, _ in train), default=-1),  # test pids restart
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reidtricks.data.datasets.market_naming import read_market_style
-from reidtricks.data.splits import ReIDSplits
+from reidtricks.data.splits import ReIDSplits, check_split
 from reidtricks.data.synthetic_generator import (
     PRESETS,
     generate_dataset,
@@ -19,11 +19,21 @@ class SyntheticReID:
     """<root>/synthetic-<preset>-seed<seed>/ in the Market-1501 layout (generated if missing)."""
 
     name = "synthetic"
+    num_splits = 1
 
-    def __init__(self, root: str | Path, preset: str = "tiny", seed: int = 0) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        preset: str = "tiny",
+        seed: int = 0,
+        split: int = 0,
+        combineall: bool = False,
+    ) -> None:
         if preset not in PRESETS:
             raise InputError(f"synthetic preset={preset!r}: expected one of {sorted(PRESETS)}")
         self.root, self.preset, self.seed = str(root), preset, int(seed)
+        self.split = check_split(self.name, split, self.num_splits)
+        self.combineall = bool(combineall)
 
     @property
     def dataset_dir(self) -> Path:
@@ -38,4 +48,4 @@ class SyntheticReID:
         """Generate unless a finished copy exists (a stale generated copy is replaced), then parse."""
         if not self.is_complete():
             generate_dataset(self.dataset_dir, self.preset, self.seed)
-        return read_market_style(self.name, self.dataset_dir)
+        return read_market_style(self.name, self.dataset_dir, combineall=self.combineall)
