@@ -30,14 +30,9 @@ def ckpt(tiny_data_dir, tmp_path_factory) -> Path:
     torch.manual_seed(0)
     net = build_reid_net("resnet18", num_classes=12, last_stride=1, neck="bnneck")
     path = out / "model.ckpt"
-    torch.save(
-        {
-            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-            "reidtricks": {"config": OmegaConf.to_container(cfg, resolve=True),
-                           "stage": "bnneck", "seed": 0, "num_classes": 12},
-        },  # fmt: skip
-        path,
-    )
+    info = {"config": OmegaConf.to_container(cfg, resolve=True), "stage": "bnneck", "seed": 0}
+    state = {f"net.{k}": v for k, v in net.state_dict().items()}
+    torch.save({"state_dict": state, "reidtricks": {**info, "num_classes": 12}}, path)
     return path
 
 

@@ -96,6 +96,8 @@ def test_extractor_features_of_a_16_bit_png_equal_its_8_bit_copy(tmp_path):
     Image.fromarray(grey).save(tmp_path / "eight.png")
     Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")
     Image.new("L", (16, 24), 255).save(tmp_path / "white.png")
-    feats = extractor.extract([str(tmp_path / n) for n in ("eight.png", "sixteen.png", "white.png")])
+    feats = extractor.extract(
+        [str(tmp_path / n) for n in ("eight.png", "sixteen.png", "white.png")]
+    )
     assert torch.equal(feats[0], feats[1])
     assert not torch.allclose(feats[1], feats[2])

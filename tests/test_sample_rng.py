@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from PIL import Image
 
@@ -86,9 +87,7 @@ def test_flip_rate_matches_flip_prob(flip_prob):
 
 def test_pad_crop_offsets_are_uniform_over_the_padding():
     height, width, pad = 12, 8, 3
-    t = build_train_transform(
-        height, width, flip_prob=0.0, pad=pad, mean=(0, 0, 0), std=(1, 1, 1)
-    )
+    t = build_train_transform(height, width, flip_prob=0.0, pad=pad, mean=(0, 0, 0), std=(1, 1, 1))
     white = Image.new("RGB", (width, height), (255, 255, 255))
     counts = np.zeros((2 * pad + 1, 2 * pad + 1), dtype=int)
     for out in _augment(t, white, 4900):
@@ -182,3 +181,44 @@ def test_straight_and_resumed_training_match_for_any_loader(tiny_data_dir, tmp_p
             f"paths.log_dir={logs}", "ckpt_path=last",
         )  # fmt: skip
         _assert_same_training(reference, resumed, (tag, "resumed"))
+
+
+class Recorder(pl.LightningModule):
+    """A linear layer on the images that records every training batch per epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(3 * 32 * 16, 1)
+        self.seen: dict[int, list[torch.Tensor]] = {}
+
+    def training_step(self, batch, batch_idx):
+        images = batch[0]
+        self.seen.setdefault(self.current_epoch, []).append(images.clone())
+        return self.layer(images.flatten(1)).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def _fit(root, out, epochs: int, ckpt_path=None):
+    """Fit the recorder with one non-persistent worker; (batches per epoch, trainer)."""
+    module = Recorder()
+    trainer = pl.Trainer(
+        max_epochs=epochs, limit_train_batches=2, limit_val_batches=0, logger=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=out,
+        accelerator="cpu", num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(module, datamodule=_datamodule(root, 1, False), ckpt_path=ckpt_path)
+    return module.seen, trainer
+
+
+def test_a_resumed_fit_with_workers_sees_the_batches_of_its_epoch(tiny_data_dir, tmp_path):
+    straight, _ = _fit(tiny_data_dir, tmp_path / "a", 3)
+    _, first = _fit(tiny_data_dir, tmp_path / "b", 2)
+    ckpt = tmp_path / "b.ckpt"
+    first.save_checkpoint(ckpt)
+    resumed, _ = _fit(tiny_data_dir, tmp_path / "c", 3, ckpt_path=ckpt)
+    assert list(resumed) == [2]
+    assert len(resumed[2]) == len(straight[2]) == 2
+    for a, b in zip(straight[2], resumed[2], strict=True):
+        assert torch.equal(a, b)

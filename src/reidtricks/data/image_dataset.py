@@ -13,7 +13,6 @@ from reidtricks.data.sample_rng import sample_generator
 from reidtricks.data.splits import ReIDItem
 from reidtricks.errors import MissingInputError, UnreadableInputError
 
-
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 

@@ -94,7 +94,10 @@ class RandomErasing(torch.nn.Module):
             raise InputError(
                 f"RandomErasing expects a C x H x W tensor, got shape {tuple(img.shape)}"
             )
-        if self.probability == 0.0 or torch.rand((), generator=generator).item() >= self.probability:
+        if (
+            self.probability == 0.0
+            or torch.rand((), generator=generator).item() >= self.probability
+        ):
             return img
         _, height, width = img.shape
         area = height * width
