@@ -101,3 +101,23 @@ def test_extractor_features_of_a_16_bit_png_equal_its_8_bit_copy(tmp_path):
     )
     assert torch.equal(feats[0], feats[1])
     assert not torch.allclose(feats[1], feats[2])
+
+
+def test_search_strips_show_a_16_bit_png_as_its_8_bit_copy(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from reidtricks.reports.plots import plot_query_strip
+
+    grey = _grey(_picture(5))
+    path = tmp_path / "query.png"
+    Image.fromarray(_sixteen(grey, seed=6).astype(np.uint16)).save(path)
+    shown = []
+    real_imshow = plt.Axes.imshow
+
+    def spy(ax, image, *args, **kwargs):
+        shown.append(np.asarray(image).astype(int))
+        return real_imshow(ax, image, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Axes, "imshow", spy)
+    plot_query_strip(str(path), [(str(path), 0.0)], tmp_path / "strip.png", "q", ["grey"])
+    assert len(shown) == 2 and all(np.abs(s - grey[:, :, None]).max() <= 1 for s in shown)
