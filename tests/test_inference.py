@@ -223,9 +223,12 @@ def test_search_finds_the_same_identity_and_reuses_the_gallery_cache(
     self_args = (f"query={own}", *args[1:])
     alone = search_gallery(command_cfg("search", tiny_ckpt, tmp_path / "run_self", *self_args))
     assert alone["cache_hit"] and str(own) not in [p for p, _ in alone["ranking"][0]]
-    # A gallery file changes: extracted again.
+    # Touched only (same bytes): still the cache. New bytes: extracted again.
     changed = sorted(gallery.iterdir())[0]
     os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    touched = search_gallery(command_cfg("search", tiny_ckpt, tmp_path / "run_touch", *args))
+    assert touched["cache_hit"] and touched["ranking"] == first["ranking"]
+    changed.write_bytes(sorted(gallery.iterdir())[1].read_bytes())
     third = search_gallery(
         command_cfg("search", tiny_ckpt, tmp_path / "run3", *args, "rerank=true", "topk=3")
     )

@@ -15,6 +15,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from reidtricks.cli.app import config_dir, extractor_from_config, one_line_errors
+from reidtricks.cli.options import check_options
 from reidtricks.errors import InputError, MissingInputError
 from reidtricks.inference import FeatureExtractor, file_sha256, list_image_files
 from reidtricks.inference.checkpoint import checkpoint_test_sources
@@ -71,8 +72,7 @@ def parity_images(cfg: DictConfig, extractor: FeatureExtractor) -> tuple[list[st
 def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Export, check parity, then write the model with its metadata (kept as
     `<name>.parity-failed.onnx` and ParityError raised when the check fails)."""
-    if cfg.format != "onnx":
-        raise InputError(f"format={cfg.format!r}: expected onnx (the only export format)")
+    check_options(cfg, "export")  # format=onnx is the only export format
     require_onnx()
     # Parity is PyTorch on the CPU vs onnxruntime on the CPU, both fp32; refusals stop here.
     extractor = extractor_from_config(cfg, device="cpu")

@@ -11,6 +11,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from reidtricks.cli.app import config_dir, extractor_from_config, one_line_errors, warn_bad_images
+from reidtricks.cli.options import check_options
 from reidtricks.errors import InputError
 from reidtricks.inference import list_image_files, market_ids
 from reidtricks.inference.files import save_npz
@@ -18,6 +19,7 @@ from reidtricks.inference.files import save_npz
 
 def extract_folder(cfg: DictConfig) -> dict[str, Any]:
     """Features of every image under cfg.images, written to an .npz; returns a summary."""
+    check_options(cfg, "extract")
     extractor = extractor_from_config(cfg)  # a refused checkpoint stops here, nothing written
     root = Path(cfg.images)
     images, others = list_image_files(root, "images")

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reidtricks.cli.app import config_dir, extractor_from_config, one_line_errors, warn_bad_images
+from reidtricks.cli.options import check_options
 from reidtricks.errors import InputError, MissingInputError
 from reidtricks.evaluation import METRICS
 from reidtricks.evaluation.retrieval import query_gallery_distances
@@ -34,10 +35,9 @@ def _ids(path: str) -> tuple[str, str]:
 
 def search_gallery(cfg: DictConfig) -> dict[str, Any]:
     """Rank the gallery for every query image; ranking.csv, PNG strips and a printed top-k."""
+    check_options(cfg, "search")
     extractor = extractor_from_config(cfg)  # a refused checkpoint stops here, nothing written
-    topk = int(cfg.topk)
-    if topk < 1:
-        raise InputError(f"topk={cfg.topk}: expected an integer >= 1")
+    topk = cfg.topk
     metric = str(cfg.metric or extractor.metric)
     if metric not in METRICS:
         raise InputError(f"metric={metric!r}: expected one of {METRICS}")
@@ -52,7 +52,7 @@ def search_gallery(cfg: DictConfig) -> dict[str, Any]:
         cfg.ckpt,
         gallery_root,
         gallery_files,
-        cache_dir=cfg.cache_dir if cfg.get("cache", True) else None,
+        cache_dir=cfg.cache_dir if cfg.cache else None,
         skip_bad=bool(cfg.skip_bad),
         num_workers=int(cfg.num_workers),
         progress=bool(cfg.progress),

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pytorch_lightning as pl
+import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from reidtricks.data.image_dataset import ImageDataset, check_images_readable
+from reidtricks.data.sample_rng import EpochTaggedBatches
 from reidtricks.data.sampler import PKBatchSampler
 from reidtricks.data.splits import ReIDItem, ReIDSplits, merge_train_splits, test_set_name
 from reidtricks.data.transforms import build_test_transform, build_train_transform
@@ -125,16 +127,27 @@ class ReIDDataModule(pl.LightningDataModule):
             "pin_memory": bool(self.loader_cfg.get("pin_memory", False)),
             "persistent_workers": bool(self.loader_cfg.get("persistent_workers", False))
             and workers > 0,
+            # Worker seeds come from this generator, not the global RNG, which a new loader
+            # iterator would otherwise advance (persistent workers create theirs once).
+            "generator": torch.Generator().manual_seed(int(self.seed)),
         }
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
         self.check_training_sets()
-        dataset = ImageDataset(self.train_items, build_train_transform(**self.transform_cfg))
+        # Every augmentation draw is a function of (seed, epoch, index): the same batches for any
+        # num_workers, persistent or not, and after a resume.
+        transform = build_train_transform(**self.transform_cfg)
+        dataset = ImageDataset(self.train_items, transform, seed=int(self.seed))
         batch_sampler = PKBatchSampler(
             [pid for _, pid, _ in self.train_items], p=self.p, k=self.k, seed=self.seed
         )
-        return DataLoader(dataset, batch_sampler=batch_sampler, **self._loader_kwargs())
+        if self.trainer is not None:
+            # A resumed fit starts the workers' prefetch before it calls set_epoch.
+            batch_sampler.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed)
+        return DataLoader(
+            dataset, batch_sampler=EpochTaggedBatches(batch_sampler), **self._loader_kwargs()
+        )
 
     def _test_loader(self, test_set: TestSet) -> DataLoader:
         test_kwargs = {k: v for k, v in self.transform_cfg.items() if k in _TEST_TRANSFORM_KEYS}

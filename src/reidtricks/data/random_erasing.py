@@ -35,7 +35,8 @@ def _check_range(name: str, value: Sequence[float], low: float, high: float | No
 
 class RandomErasing(torch.nn.Module):
     """With probability p, fill one random rectangle (uniform area and aspect) of a C x H x W
-    tensor; up to `max_attempts` draws until it fits. Uses torch's RNG (seeded per worker).
+    tensor; up to `max_attempts` draws until it fits. Draws from `generator` (torch's global RNG
+    when None).
     """
 
     def __init__(
@@ -71,10 +72,11 @@ class RandomErasing(torch.nn.Module):
             f"max_attempts={self.max_attempts}"
         )
 
-    def _patch(self, img: Tensor, h: int, w: int) -> Tensor:
+    def _patch(self, img: Tensor, h: int, w: int, generator: torch.Generator | None) -> Tensor:
         channels = img.shape[0]
         if self.fill == "random":
-            return torch.randn(channels, h, w, dtype=img.dtype, device=img.device)
+            noise = torch.randn(channels, h, w, generator=generator, dtype=img.dtype)
+            return noise.to(img.device)
         if self.fill == "zero":
             return torch.zeros(channels, h, w, dtype=img.dtype, device=img.device)
         values = _IMAGENET_MEAN if self.fill == "imagenet_mean" else self.fill
@@ -86,27 +88,30 @@ class RandomErasing(torch.nn.Module):
         patch = torch.tensor(values, dtype=img.dtype, device=img.device)
         return patch.view(channels, 1, 1).expand(channels, h, w)
 
-    def forward(self, img: Tensor) -> Tensor:
+    def forward(self, img: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Return `img` unchanged, or an erased copy (the input is never modified)."""
         if img.ndim != 3:
             raise InputError(
                 f"RandomErasing expects a C x H x W tensor, got shape {tuple(img.shape)}"
             )
-        if self.probability == 0.0 or torch.rand(()).item() >= self.probability:
+        if (
+            self.probability == 0.0
+            or torch.rand((), generator=generator).item() >= self.probability
+        ):
             return img
         _, height, width = img.shape
         area = height * width
         (a_lo, a_hi), (r_lo, r_hi) = self.area_range, self.aspect_range
         for _ in range(self.max_attempts):
-            u_area, u_aspect = torch.rand(2).tolist()
+            u_area, u_aspect = torch.rand(2, generator=generator).tolist()
             target_area = (a_lo + (a_hi - a_lo) * u_area) * area
             aspect = r_lo + (r_hi - r_lo) * u_aspect
             h = round(math.sqrt(target_area * aspect))
             w = round(math.sqrt(target_area / aspect))
             if 0 < h < height and 0 < w < width:
-                top = int(torch.randint(0, height - h + 1, ()).item())
-                left = int(torch.randint(0, width - w + 1, ()).item())
+                top = int(torch.randint(0, height - h + 1, (), generator=generator).item())
+                left = int(torch.randint(0, width - w + 1, (), generator=generator).item())
                 out = img.clone()
-                out[:, top : top + h, left : left + w] = self._patch(img, h, w)
+                out[:, top : top + h, left : left + w] = self._patch(img, h, w, generator)
                 return out
         return img

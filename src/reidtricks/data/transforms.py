@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from torchvision import transforms as T
 
 from reidtricks.data.random_erasing import RandomErasing
+from reidtricks.data.train_augment import TrainAugment
 from reidtricks.errors import InputError
 from reidtricks.validate import require_int, require_number
 
@@ -44,18 +45,12 @@ def build_train_transform(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> Callable:
-    """Resize, flip, zero-pad + random crop, to [0,1], normalise, then random erasing if p > 0."""
+    """Resize, flip, zero-pad + random crop, to [0,1], normalise, then random erasing if p > 0;
+    called as `transform(image, generator)`, every random draw taken from `generator`."""
     size = _check_size(height, width)
     mean_, std_ = _check_stats(mean, std)
     require_number("data.transform.flip_prob", flip_prob, 0.0, 1.0)
     require_int("data.transform.pad", pad, minimum=0)
-    steps: list[Callable] = [
-        T.Resize(size, interpolation=T.InterpolationMode.BILINEAR),
-        T.RandomHorizontalFlip(p=float(flip_prob)),
-    ]
-    if pad > 0:
-        steps += [T.Pad(pad, fill=0, padding_mode="constant"), T.RandomCrop(size)]
-    steps += [T.ToTensor(), T.Normalize(mean_, std_)]
     try:  # built even when unused, so a bad erasing_* value fails at config time
         erasing = RandomErasing(
             probability=float(erasing_prob),
@@ -65,9 +60,7 @@ def build_train_transform(
         )
     except ValueError as err:
         raise InputError(f"data.transform.erasing_*: {err}") from None
-    if erasing_prob > 0:
-        steps.append(erasing)
-    return T.Compose(steps)
+    return TrainAugment(size, flip_prob, pad, mean_, std_, erasing if erasing_prob > 0 else None)
 
 
 def build_test_transform(

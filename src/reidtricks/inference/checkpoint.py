@@ -192,6 +192,14 @@ def build_net_from_checkpoint(checkpoint: Mapping[str, Any], source: str = "chec
     unexpected = sorted(set(state) - set(expected))
     if unexpected:
         raise InputError(f"{source}: unexpected weights {unexpected[:3]} for this model")
+    for key in expected:  # NaN / inf weights would give NaN features and empty rankings
+        value = state[key]
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise InputError(
+                f"{source}: weight {key} has {bad} non-finite value(s) (NaN or inf) of "
+                f"{value.numel()}; the checkpoint is unusable (did training diverge?)"
+            )
     net.load_state_dict(state)
     return net
 

@@ -23,7 +23,7 @@ from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from reidtricks.data.image_dataset import read_image
+from reidtricks.data.image_dataset import read_image, to_rgb
 from reidtricks.data.transforms import build_test_transform
 from reidtricks.errors import InputError, UnreadableInputError
 from reidtricks.evaluation.settings import EvalConfig
@@ -36,6 +36,7 @@ from reidtricks.inference.checkpoint import (
 )
 from reidtricks.inference.files import BadImage
 from reidtricks.models import ReIDNet
+from reidtricks.validate import require_bool
 
 FEATURES = ("before_bn", "after_bn")
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
@@ -50,7 +51,7 @@ class InferenceNet(nn.Module):
         super().__init__()
         if feature not in FEATURES:
             raise InputError(f"feature={feature!r}: expected one of {FEATURES}")
-        self.net, self.feature, self.flip = net, feature, bool(flip)
+        self.net, self.feature, self.flip = net, feature, require_bool("flip", flip)
 
     def forward(self, images: Tensor) -> Tensor:
         feats = self.net(images).feature(self.feature).float()
@@ -164,7 +165,7 @@ class FeatureExtractor:
             net,
             spec.input,
             feature=feature if feature is not None else spec.eval.feature,
-            flip=bool(flip if flip is not None else spec.eval.flip),
+            flip=flip if flip is not None else spec.eval.flip,
             device=device,
             batch_size=batch_size,
             spec=spec,
@@ -247,6 +248,7 @@ class FeatureExtractor:
     ) -> Tensor:
         """N x D float32 features of images (see `preprocess` for the kinds), in batches of
         `batch_size`; L2-normalised rows when `normalize`. An unreadable file raises its error."""
+        require_bool("normalize", normalize)
         if isinstance(images, Tensor):
             batch = self._check_tensor(images)
             chunks = [batch[i : i + self.batch_size] for i in range(0, len(batch), self.batch_size)]
@@ -305,6 +307,8 @@ class FeatureExtractor:
     ) -> Extraction:
         """Features of image files; with skip_bad, unreadable files are left out of the features
         and listed in `Extraction.bad` (otherwise the first one raises its one-line error)."""
+        require_bool("normalize", normalize)
+        require_bool("skip_bad", skip_bad)
         kept: list[str] = []
         feats: list[Tensor] = []
         bad: list[BadImage] = []
@@ -347,7 +351,7 @@ def _to_pil(item: Any) -> Image.Image:
     if isinstance(item, str | os.PathLike):
         return read_image(os.fspath(item))
     if isinstance(item, Image.Image):
-        return item.convert("RGB")
+        return to_rgb(item)
     if isinstance(item, np.ndarray):
         if (
             item.dtype != np.uint8

@@ -12,8 +12,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from PIL import Image
 from torch import Tensor
+
+from reidtricks.data.image_dataset import read_image
 
 if TYPE_CHECKING:
     from reidtricks.data.datamodule import TestSet
@@ -73,8 +74,7 @@ def plot_query_strip(
 
 
 def _show(ax: plt.Axes, path: str, color: str, title: str) -> None:
-    with Image.open(path) as img:
-        ax.imshow(img.convert("RGB"))
+    ax.imshow(read_image(path))  # any PIL mode as 8-bit RGB
     ax.set_title(title, fontsize=7)
     ax.set_xticks([])
     ax.set_yticks([])
