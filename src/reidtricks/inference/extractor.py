@@ -54,7 +54,7 @@ class InferenceNet(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         feats = self.net(images).feature(self.feature).float()
-        if self.flip:  # same arithmetic as ReIDModule.extract_features
+        if self.flip:  # same arithmetic as evaluation.evaluator.eval_time_features
             flipped = self.net(images.flip(dims=[3])).feature(self.feature).float()
             feats = (feats + flipped) / 2
         return feats
