@@ -161,3 +161,62 @@ def test_results_table_shows_mean_and_std_of_trials():
     assert "viper (3 trials)" in text
     assert "50.00 ± 10.00" in text and "40.00 ± 5.00" in text
     assert "90.00 " in text and "90.00 ±" not in text
+
+
+@pytest.mark.slow
+def test_training_and_evaluate_report_every_trial(tiny_data_dir, tmp_path, capsys, monkeypatch):
+    """A run testing on a set with random splits (data.test_trials=all) writes mean, std and every
+    trial; `evaluate ... trials=` scores the same weights alike, and trials=[1] that trial alone."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+
+    from conftest import compose_evaluate, tiny_overrides
+    from reidtricks.cli.app import config_dir
+    from reidtricks.cli.evaluate import evaluate_checkpoint
+    from reidtricks.cli.train import train
+
+    monkeypatch.setenv("COLUMNS", "200")  # the printed table on one line per set
+    trio = f"{{_target_: trial_data.TrialSynthetic, root: '{tiny_data_dir}'}}"
+    overrides = [*tiny_overrides(tiny_data_dir, tmp_path / "run"), "trainer.max_epochs=1",
+                 "trainer.check_val_every_n_epoch=1", "++trainer.limit_train_batches=2",
+                 f"+data.test_sources.trio={trio}", "data.test_trials=all"]  # fmt: skip
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        metrics = train(compose("train", overrides=overrides))
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    got = written["test_sets"]["trio"]
+    assert got == metrics["test_sets"]["trio"]
+    assert got["trials"] == 3 and [t["split"] for t in got["per_trial"]] == [0, 1, 2]
+    for key in METRICS:
+        values = [t[key] for t in got["per_trial"]]
+        assert got[key] == pytest.approx(np.mean(values)) and 0 <= got[key] <= 1
+        assert got["std"][key] == pytest.approx(statistics.stdev(values))
+    assert "trials" not in written["test_sets"]["synthetic"]
+    printed = capsys.readouterr().out
+    assert "trio (3 trials)" in printed and f"{100 * got['mAP']:.2f} ± " in printed
+
+    data = ["data=synthetic", "data.train_sources.synthetic.preset=tiny",
+            "data.loader.num_workers=0", "data.loader.persistent_workers=false",
+            f"+data.test_sources.trio={trio}", "plot_queries=2"]  # fmt: skip
+    # The same weights, without the test-only class in the stored config (which `evaluate`
+    # refuses: a checkpoint may not name code); the user's data= may name it.
+    stored = torch.load(metrics["checkpoint"], map_location="cpu", weights_only=True)
+    del stored["reidtricks"]["config"]["data"]["test_sources"]["trio"]
+    ckpt = tmp_path / "weights.ckpt"
+    torch.save(stored, ckpt)
+    again = evaluate_checkpoint(compose_evaluate(ckpt, tmp_path / "all", *data, "trials=all"))
+    one = evaluate_checkpoint(compose_evaluate(ckpt, tmp_path / "one", *data, "trials=[1]"))
+    for key in METRICS:
+        assert again["test_sets"]["trio"][key] == pytest.approx(got[key], abs=1e-6)
+        assert again["test_sets"]["synthetic"][key] == pytest.approx(
+            written["test_sets"]["synthetic"][key], abs=1e-6
+        )
+        assert one["test_sets"]["trio"]["per_trial"][0][key] == pytest.approx(
+            got["per_trial"][1][key], abs=1e-6
+        )
+    assert one["test_sets"]["trio"]["trials"] == 1
+    assert (tmp_path / "all" / "ranked_trio.png").is_file()
+    with pytest.raises(InputError, match=r"^trials=5: test set trio has 3 splits"):
+        evaluate_checkpoint(compose_evaluate(ckpt, tmp_path / "bad", *data, "trials=5"))
+    with pytest.raises(InputError, match=r"^trials='some': expected all"):
+        evaluate_checkpoint(compose_evaluate(ckpt, tmp_path / "bad", *data, "trials=some"))
