@@ -6,7 +6,7 @@
 
 The network is rebuilt from the checkpoint's plain fields (`reidtricks.inference.checkpoint`), images go
 through the checkpoint's test transform, and the feature is the trained test-time one (before or
-after the BNNeck, optionally averaged with the flipped image), in fp32, as `ReIDModule` computes it.
+after the BNNeck, optionally averaged with the flipped image), in fp32, as the Evaluator computes it.
 """
 
 from __future__ import annotations
