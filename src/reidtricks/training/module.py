@@ -70,7 +70,9 @@ class ReIDModule(pl.LightningModule):
         """Every weighted term of L = L_id + L_triplet + beta * L_center, and their sum (fp32)."""
         cfg = self.loss_cfg
         if cfg is None:
-            raise InputError("ReIDModule was built without loss settings (loss=None): it cannot train")
+            raise InputError(
+                "ReIDModule was built without loss settings (loss=None): it cannot train"
+            )
         feats = out.feat_before_bn.float()
         terms = {"id": cross_entropy_loss(out.logits, pids, label_smoothing=cfg.label_smoothing)}
         total = cfg.id_weight * terms["id"]
@@ -151,7 +153,9 @@ class ReIDModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optim_cfg is None:
-            raise InputError("ReIDModule was built without optim settings (optim=None): it cannot train")
+            raise InputError(
+                "ReIDModule was built without optim settings (optim=None): it cannot train"
+            )
         optimizer = build_optimizer(self.net, self.optim_cfg)
         scheduler = build_lr_scheduler(optimizer, self.optim_cfg)
         return {
