@@ -156,11 +156,12 @@ def test_msmt17_lists_and_merge(tmp_path, version, where):
     assert [(pid, cam) for _, pid, cam in alone.train] == [(0, 0), (1, 1)]
 
 
-def test_merge_train_splits_offsets_pids():
+def test_merge_train_splits_offsets_pids_and_cameras():
     a = ReIDSplits("a", [("x", 0, 0), ("y", 1, 0), ("w", 1, 2)], [], [])
     b = ReIDSplits("b", [("z", 0, 1), ("v", 1, 1)], [], [])
     items, num = merge_train_splits([a, b])
-    assert items == [("x", 0, 0), ("y", 1, 0), ("w", 1, 2), ("z", 2, 1), ("v", 3, 1)]
+    # a has cameras 0..2, so b's camera 1 becomes 3 + 1.
+    assert items == [("x", 0, 0), ("y", 1, 0), ("w", 1, 2), ("z", 2, 4), ("v", 3, 4)]
     assert num == 4
 
 

@@ -20,13 +20,13 @@ from reidtricks.cli.app import config_dir
 from reidtricks.data.image_dataset import read_image
 from reidtricks.data.transforms import build_test_transform
 from reidtricks.errors import InputError
+from reidtricks.evaluation.evaluator import eval_time_features
 from reidtricks.inference import FeatureExtractor
 from reidtricks.inference.checkpoint import (
     build_net_from_checkpoint,
     checkpoint_spec,
     load_checkpoint,
 )
-from reidtricks.training.module import ReIDModule
 
 pytestmark = (
     pytest.mark.slow
@@ -75,15 +75,15 @@ def tiny_split(tiny_data_dir) -> dict[str, Path]:
 
 
 def evaluate_features(ckpt: Path, paths: list[str], **eval_overrides) -> torch.Tensor:
-    """The features `evaluate` ranks: ReIDModule.extract_features on the test transform."""
+    """The features `evaluate` ranks: eval_time_features of the network on the test transform."""
     checkpoint = load_checkpoint(ckpt)
     spec = checkpoint_spec(checkpoint, str(ckpt))
-    net = build_net_from_checkpoint(checkpoint, str(ckpt))
-    module = ReIDModule(net, spec.net.num_classes, eval=spec.eval.updated(eval_overrides)).eval()
+    net = build_net_from_checkpoint(checkpoint, str(ckpt)).eval()
     transform = build_test_transform(
         height=spec.input.height, width=spec.input.width, mean=spec.input.mean, std=spec.input.std
     )
-    return module.extract_features(torch.stack([transform(read_image(p)) for p in paths]))
+    images = torch.stack([transform(read_image(p)) for p in paths])
+    return eval_time_features(net, images, spec.eval.updated(eval_overrides))
 
 
 def test_api_features_equal_evaluate_features(tiny_ckpt, tiny_split):

@@ -1,4 +1,5 @@
-"""ReIDModule wiring: the centers' own SGD step, the LR schedule per epoch, loss terms."""
+"""ReIDModule wiring: the centers' own SGD step, the LR schedule per epoch, loss terms; the
+test-time feature."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from reidtricks.errors import InputError
+from reidtricks.evaluation.evaluator import eval_time_features
 from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.models import build_reid_net
 from reidtricks.training.module import ReIDModule
@@ -131,7 +133,7 @@ def test_bad_eval_feature_is_rejected():
 @pytest.mark.parametrize("feature", ["before_bn", "after_bn"])
 def test_test_time_feature_and_flip(feature, flip):
     module = tiny_module()
-    module.eval_cfg = replace(module.eval_cfg, feature=feature, flip=flip)
+    eval_cfg = replace(EvalConfig.defaults(), feature=feature, flip=flip)
     module.eval()
     # Give the BNNeck non-trivial statistics, so before/after BN differ.
     module.net.bottleneck.running_mean.uniform_(-1, 1)
@@ -149,5 +151,5 @@ def test_test_time_feature_and_flip(feature, flip):
         expected = by_hand(images)
         if flip:
             expected = (expected + by_hand(torch.flip(images, dims=[3]))) / 2
-        got = module.extract_features(images)
+        got = eval_time_features(module, images, eval_cfg)
     assert torch.allclose(got, expected, atol=1e-5)

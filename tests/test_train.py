@@ -214,16 +214,16 @@ def test_eval_variants_come_from_one_feature_extraction(tiny_data_dir, tmp_path,
     """Every variant is scored from the features of one pass (the final validation, reused), and
     equals what `evaluate` computes for the same checkpoint and settings from scratch."""
     from reidtricks.cli.evaluate import evaluate_checkpoint
-    from reidtricks.training.module import ReIDModule
+    from reidtricks.evaluation.evaluator import Evaluator
 
     calls = {"steps": 0}
-    real_step = ReIDModule._eval_step
+    real_collect = Evaluator.collect
 
-    def counting(self, batch, dataloader_idx):
+    def counting(self, forward, batch, dataloader_idx):
         calls["steps"] += 1
-        return real_step(self, batch, dataloader_idx)
+        return real_collect(self, forward, batch, dataloader_idx)
 
-    monkeypatch.setattr(ReIDModule, "_eval_step", counting)
+    monkeypatch.setattr(Evaluator, "collect", counting)
     variants = {"rr": "{rerank: true}", "fl": "{flip: true}", "ft": "{feature: before_bn}"}
     cfg = compose_cfg(
         *tiny_overrides(tiny_data_dir, tmp_path),

@@ -17,6 +17,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from reidtricks.cli.app import config_dir, one_line_errors
 from reidtricks.data.datamodule import ReIDDataModule
+from reidtricks.data.trials import check_trials
+from reidtricks.evaluation.evaluator import Evaluator
+from reidtricks.evaluation.feature_module import FeatureModule
 from reidtricks.evaluation.settings import eval_overrides_schema
 from reidtricks.inference.checkpoint import (
     build_net_from_checkpoint,
@@ -26,7 +29,6 @@ from reidtricks.inference.checkpoint import (
 )
 from reidtricks.reports.plots import plot_ranked_retrievals
 from reidtricks.reports.tables import print_results_table
-from reidtricks.training.module import ReIDModule
 
 # conf/evaluate.yaml composes it as its `eval` node: every test-time key, null by default.
 ConfigStore.instance().store(name="eval_overrides", node=eval_overrides_schema())
@@ -52,10 +54,16 @@ def build_test_datamodule(cfg: DictConfig, checkpoint: dict[str, Any]) -> ReIDDa
     spec = checkpoint_spec(checkpoint, source)
     size = {"height": spec.input.height, "width": spec.input.width}
     stats = {"mean": list(spec.input.mean), "std": list(spec.input.std)}
+    trials = cfg.get("trials")
+    if OmegaConf.is_config(trials):
+        trials = OmegaConf.to_container(trials, resolve=True)
+    # `trials` (null: as the data config, or the checkpoint, says) for sets with random splits.
+    trials = {} if trials is None else {"test_trials": check_trials(trials, "trials")}
+    trials_key = {"test_trials_key": "trials" if trials else "data.test_trials"}
     if cfg.get("data"):
         data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
         data_cfg["transform"].update(size)
-        return instantiate(data_cfg, _convert_="all")
+        return instantiate({**data_cfg, **trials, **trials_key}, _convert_="all")
     test_sources = checkpoint_test_sources(spec, source, explicit_data_dir(cfg))
     return ReIDDataModule(
         train_sources=test_sources,  # parsed once; evaluation trains nothing
@@ -63,6 +71,8 @@ def build_test_datamodule(cfg: DictConfig, checkpoint: dict[str, Any]) -> ReIDDa
         sampler={"p": 1, "k": 1},
         transform={**size, **stats},
         loader=OmegaConf.to_container(cfg.loader, resolve=True),
+        test_trials=trials.get("test_trials", spec.data.get("test_trials")),
+        **trials_key,
     )
 
 
@@ -82,13 +92,11 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     eval_cfg = spec.eval.updated({k: v for k, v in overrides.items() if v is not None})
     variants = OmegaConf.to_container(cfg.variants, resolve=True) if cfg.get("variants") else {}
     variants = {k: eval_cfg.updated(v, key=f"variants.{k}") for k, v in variants.items()}
-    module = ReIDModule(
-        net, num_classes=spec.net.num_classes, eval=eval_cfg, eval_variants=variants
-    )
+    evaluator = Evaluator(eval_cfg, variants)
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
-    trainer.test(module, datamodule=datamodule, verbose=False)
-    scored = module.evaluate_cached(eval_cfg)
-    per_set = {name: result.as_dict() for name, (result, _) in scored.items()}
+    trainer.test(FeatureModule(net, evaluator), datamodule=datamodule, verbose=False)
+    scored = evaluator.score(eval_cfg)
+    per_set = {name: score.metrics for name, score in scored.items()}
     metrics = {
         "checkpoint": str(cfg.ckpt),
         "stage": spec.stage,
@@ -96,11 +104,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         "test_sets": per_set,
         # Other test-time settings, scored from the same features (one pass of the network).
         "variants": {
-            name: {
-                test_set: result.as_dict()
-                for test_set, (result, _) in module.evaluate_cached(settings).items()
-            }
-            for name, settings in module.eval_variants.items()
+            name: {test_set: score.metrics for test_set, score in evaluator.score(vcfg).items()}
+            for name, vcfg in variants.items()
         },
         "wall_time_s": round(time.time() - start, 1),
     }
@@ -112,10 +117,11 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         for name, variant_sets in metrics["variants"].items():
             print_results_table(variant_sets, title=f"variant {name}")
         if cfg.get("plot_queries", 0):
-            for test_set in datamodule.test_sets:
-                distmat = scored[test_set.name][1].cpu()
-                png = output_dir / f"ranked_{test_set.name}.png"
-                plot_ranked_retrievals(distmat, test_set, png, num_queries=int(cfg.plot_queries))
+            for name, score in scored.items():  # a set with trials: its first trial
+                png = output_dir / f"ranked_{name}.png"
+                plot_ranked_retrievals(
+                    score.distmat.cpu(), score.shown, png, num_queries=int(cfg.plot_queries)
+                )
                 print(f"Ranked retrievals: {png}")
         print(f"Run folder: {output_dir}")
     return metrics

@@ -55,17 +55,12 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
 
 def test_final_weights(
     trainer: pl.Trainer, module: ReIDModule, datamodule: pl.LightningDataModule
-) -> dict[str, dict[str, dict[str, float]]]:
+) -> dict[str, dict[str, dict[str, Any]]]:
     """Every test set scored with the default settings ("") and each eval variant, from one
     feature extraction of the final weights (a validation at the last step is reused)."""
-    if module.features_step != trainer.global_step or not module.test_features:
+    if not module.evaluator.has_features(trainer.global_step):
         trainer.test(module, datamodule=datamodule, verbose=False)
-    return {
-        variant: {
-            name: result.as_dict() for name, (result, _) in module.evaluate_cached(cfg).items()
-        }
-        for variant, cfg in module.all_eval_cfgs().items()
-    }
+    return module.evaluator.results()
 
 
 def write_training_curves(trainer: pl.Trainer, output_dir: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 import pytorch_lightning as pl
@@ -16,6 +17,7 @@ from reidtricks.data.sample_rng import EpochTaggedBatches
 from reidtricks.data.sampler import PKBatchSampler
 from reidtricks.data.splits import ReIDItem, ReIDSplits, merge_train_splits, test_set_name
 from reidtricks.data.transforms import build_test_transform, build_train_transform
+from reidtricks.data.trials import check_trials, num_splits_of, select_splits, with_split
 from reidtricks.errors import InputError
 
 _TEST_TRANSFORM_KEYS = ("height", "width", "mean", "std")
@@ -28,16 +30,35 @@ class DatasetSource(Protocol):
 
 
 @dataclass(frozen=True)
+class Trial:
+    """One random split of a set with several (VIPeR, PRID2011, ...): its query and gallery."""
+
+    split: int
+    query: list[ReIDItem]
+    gallery: list[ReIDItem]
+
+
+@dataclass(frozen=True)
 class TestSet:
-    """One evaluation set: query items first, then gallery items (their order is the index)."""
+    """One evaluation set: query items first, then gallery items (their order is the index).
+
+    A set scored over random-split trials holds them in `trials`; query and gallery are then the
+    first trial's, and `items` the union of every trial's images (one feature pass for all)."""
 
     name: str
     query: list[ReIDItem]
     gallery: list[ReIDItem]
+    trials: tuple[Trial, ...] = ()
 
-    @property
+    @cached_property
     def items(self) -> list[ReIDItem]:
-        return self.query + self.gallery
+        if not self.trials:
+            return self.query + self.gallery
+        union: dict[str, ReIDItem] = {}
+        for trial in self.trials:
+            for item in trial.query + trial.gallery:
+                union.setdefault(item[0], item)
+        return list(union.values())
 
     @property
     def num_query(self) -> int:
@@ -56,6 +77,8 @@ class ReIDDataModule(pl.LightningDataModule):
         loader: Mapping[str, Any],
         seed: int = 0,
         verify_images: bool = False,
+        test_trials: Any = None,
+        test_trials_key: str = "data.test_trials",
     ) -> None:
         super().__init__()
         if not train_sources:
@@ -69,6 +92,10 @@ class ReIDDataModule(pl.LightningDataModule):
         self.loader_cfg = dict(loader)
         self.seed = seed
         self.verify_images = bool(verify_images)
+        # Which splits of each test set with several (num_splits > 1) are scored: null (the
+        # configured split), all, the first N or a list of ids; sets with one split ignore it.
+        self.test_trials = check_trials(test_trials, test_trials_key)
+        self.test_trials_key = test_trials_key
         self._splits: dict[str, ReIDSplits] = {}
         self.train_items: list[ReIDItem] = []
         self.num_classes = 0
@@ -77,8 +104,10 @@ class ReIDDataModule(pl.LightningDataModule):
     # -- loading -------------------------------------------------------------------------------
     def prepare_data(self) -> None:
         """Parse every source once on the main process (generates the synthetic set if needed)."""
-        for source in [*self.train_sources.values(), *self.test_sources.values()]:
+        for source in self.train_sources.values():
             self._load(source)
+        for name, source in self.test_sources.items():
+            self._test_splits(name, source)
 
     def _load(self, source: DatasetSource) -> ReIDSplits:
         # A source used for training and testing (same settings) is parsed once.
@@ -95,10 +124,14 @@ class ReIDDataModule(pl.LightningDataModule):
         train_splits = [self._load(s) for s in self.train_sources.values()]
         self.train_items, self.num_classes = merge_train_splits(train_splits)
         for name, source in self.test_sources.items():
-            splits = self._load(source)
-            self.test_sets.append(
-                TestSet(test_set_name(name, splits), splits.query, splits.gallery)
-            )
+            loaded = self._test_splits(name, source)
+            first = loaded[0][1]
+            set_name = test_set_name(name, first)  # e.g. grid-random: not the official partitions
+            if num_splits_of(source) == 1:
+                self.test_sets.append(TestSet(set_name, first.query, first.gallery))
+                continue
+            trials = tuple(Trial(split, s.query, s.gallery) for split, s in loaded)
+            self.test_sets.append(TestSet(set_name, trials[0].query, trials[0].gallery, trials))
         if self.verify_images:  # decode every image now rather than fail hours into training
             check_images_readable(
                 [self.train_items, *(t.items for t in self.test_sets)], "data.verify_images"
@@ -114,6 +147,16 @@ class ReIDDataModule(pl.LightningDataModule):
                     f"data.train_sources.{name} ({splits.name}) has no training images: "
                     "train on a set with a training split, or use it in data.test_sources only"
                 )
+
+    def _test_splits(self, name: str, source: DatasetSource) -> list[tuple[int, ReIDSplits]]:
+        """(split id, parsed split) of each trial of a test source; one entry without trials."""
+        num_splits = num_splits_of(source)
+        if num_splits == 1:
+            return [(int(getattr(source, "split", 0)), self._load(source))]
+        ids = select_splits(
+            self.test_trials, num_splits, getattr(source, "split", 0), self.test_trials_key, name
+        )
+        return [(split, self._load(with_split(source, split))) for split in ids]
 
     def statistics(self) -> str:
         """Per-dataset statistics tables (ids, images, cameras per split)."""

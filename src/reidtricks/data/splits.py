@@ -143,10 +143,12 @@ def test_set_name(key: str, splits: ReIDSplits) -> str:
 
 
 def merge_train_splits(splits: Sequence[ReIDSplits]) -> tuple[list[ReIDItem], int]:
-    """Training items of several datasets with pids offset per dataset; (items, num_pids)."""
+    """Training items of several datasets with pids and camids offset per dataset, so that
+    identity 1 or camera 0 of one set is not that of another; (items, num_pids)."""
     merged: list[ReIDItem] = []
-    offset = 0
+    offset = cam_offset = 0
     for split in splits:
-        merged += [(path, pid + offset, cam) for path, pid, cam in split.train]
+        merged += [(path, pid + offset, cam + cam_offset) for path, pid, cam in split.train]
         offset += split.num_train_pids
+        cam_offset += max((cam for _, _, cam in split.train), default=-1) + 1
     return merged, offset

@@ -24,6 +24,7 @@ class TestFeatures:
     pids: Tensor
     camids: Tensor
     num_query: int
+    indices: Tensor  # each row's index in the test set's items (all of them, unless partial)
 
     def select(self, eval_cfg: EvalConfig) -> Tensor:
         """The test-time feature of `eval_cfg`: f_t or f_i, averaged with the mirror if flip."""
@@ -83,4 +84,4 @@ class FeatureCollector(Metric):
                 )
             num_query = int((indices < num_query).sum())
         feats = {key: rows[key] for key in self.keys}
-        return TestFeatures(feats, rows["pids"], rows["camids"], num_query)
+        return TestFeatures(feats, rows["pids"], rows["camids"], num_query, indices)

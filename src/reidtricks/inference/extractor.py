@@ -6,7 +6,7 @@
 
 The network is rebuilt from the checkpoint's plain fields (`reidtricks.inference.checkpoint`), images go
 through the checkpoint's test transform, and the feature is the trained test-time one (before or
-after the BNNeck, optionally averaged with the flipped image), in fp32, as `ReIDModule` computes it.
+after the BNNeck, optionally averaged with the flipped image), in fp32, as the Evaluator computes it.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class InferenceNet(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         feats = self.net(images).feature(self.feature).float()
-        if self.flip:  # same arithmetic as ReIDModule.extract_features
+        if self.flip:  # same arithmetic as evaluation.evaluator.eval_time_features
             flipped = self.net(images.flip(dims=[3])).feature(self.feature).float()
             feats = (feats + flipped) / 2
         return feats

@@ -1,4 +1,4 @@
-"""ReIDModule: the BoT training loop (ID + triplet + center losses) and query/gallery evaluation."""
+"""ReIDModule: the BoT training loop (ID + triplet + center losses); an Evaluator validates."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import torch
 from torch import Tensor
 
 from reidtricks.errors import InputError
-from reidtricks.evaluation.collector import FeatureCollector, TestFeatures
+from reidtricks.evaluation.evaluator import Evaluator
 from reidtricks.evaluation.metrics import EvalResult
-from reidtricks.evaluation.retrieval import evaluate_features
 from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.losses import CenterLoss, batch_hard_triplet_loss, cross_entropy_loss
 from reidtricks.models import ReIDNet, ReIDOutput
@@ -22,7 +21,7 @@ from reidtricks.training.settings import LossConfig, OptimConfig
 
 
 class ReIDModule(pl.LightningModule):
-    """Trains a ReIDNet with the combined BoT loss; evaluates every test set of the datamodule.
+    """Trains a ReIDNet with the combined BoT loss; its Evaluator scores the datamodule's test sets.
 
     Manual optimisation, because the center-loss centers have their own SGD that must see the
     *unweighted* center-loss gradient while the network sees the weighted total (docs/METHOD.md, trick 6).
@@ -46,7 +45,6 @@ class ReIDModule(pl.LightningModule):
         # Typed settings, checked when they were built; loss and optim are needed only to train.
         self.loss_cfg = loss
         self.optim_cfg = optim
-        self.eval_cfg = eval if eval is not None else EvalConfig.defaults()
         self.channels_last = channels_last
         self.run_info = dict(run_info or {})
         self.center_weight = loss.center_weight if loss is not None else 0.0
@@ -59,10 +57,8 @@ class ReIDModule(pl.LightningModule):
             )
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
-        self.eval_variants = dict(eval_variants or {})
-        self._collectors: list[FeatureCollector] = []
-        self.test_features: dict[str, TestFeatures] = {}  # last evaluation pass, per test set
-        self.features_step: int | None = None  # the global step those features come from
+        # Validation and the final test: features of every test set, scored by the Evaluator.
+        self.evaluator = Evaluator(eval, eval_variants)
 
     # -- training ------------------------------------------------------------------------------
     def forward(self, images: Tensor) -> ReIDOutput:
@@ -74,7 +70,9 @@ class ReIDModule(pl.LightningModule):
         """Every weighted term of L = L_id + L_triplet + beta * L_center, and their sum (fp32)."""
         cfg = self.loss_cfg
         if cfg is None:
-            raise InputError("ReIDModule was built without loss settings: it can evaluate only")
+            raise InputError(
+                "ReIDModule was built without loss settings (loss=None): it cannot train"
+            )
         feats = out.feat_before_bn.float()
         terms = {"id": cross_entropy_loss(out.logits, pids, label_smoothing=cfg.label_smoothing)}
         total = cfg.id_weight * terms["id"]
@@ -164,7 +162,9 @@ class ReIDModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optim_cfg is None:
-            raise InputError("ReIDModule was built without optim settings: it can evaluate only")
+            raise InputError(
+                "ReIDModule was built without optim settings (optim=None): it cannot train"
+            )
         optimizer = build_optimizer(self.net, self.optim_cfg)
         steps_per_epoch = None
         if self._lr_per_step:
@@ -178,91 +178,37 @@ class ReIDModule(pl.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": interval},
         }
 
-    # -- evaluation ----------------------------------------------------------------------------
-    @torch.no_grad()
-    def extract_features(self, images: Tensor) -> Tensor:
-        """Test-time feature (before/after BN, optionally averaged with the flipped image), fp32."""
-        feature = self.eval_cfg.feature
-        feats = self(images).feature(feature).float()
-        if self.eval_cfg.flip:
-            feats = (feats + self(images.flip(dims=[3])).feature(feature).float()) / 2
-        return feats
-
+    # -- evaluation (the Evaluator holds the features and scores them) ------------------------
     def _eval_start(self) -> None:
         if self.trainer.world_size > 1:
             # Every rank must extract with rank 0's BN running statistics, which is what the
             # checkpoint holds (without sync_batchnorm each rank keeps its own during training).
             for buffer in self.net.buffers():
                 torch.distributed.broadcast(buffer, src=0)
-        with_flip = any(cfg.flip for cfg in self.all_eval_cfgs().values())
-        self._collectors = [
-            FeatureCollector(with_flip).to(self.device) for _ in self.trainer.datamodule.test_sets
-        ]
-
-    @torch.no_grad()
-    def _eval_step(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> None:
-        # f_t and f_i (and their mirrors when a variant flips) in one pass: every test-time
-        # variant is scored from these, without running the network again.
-        images, pids, camids, indices = batch
-        collector = self._collectors[dataloader_idx]
-        out = self(images)
-        feats = {"before_bn": out.feat_before_bn, "after_bn": out.feat_after_bn}
-        if collector.with_flip:
-            flipped = self(images.flip(dims=[3]))
-            feats |= {
-                "before_bn_flip": flipped.feat_before_bn,
-                "after_bn_flip": flipped.feat_after_bn,
-            }
-        collector.update(indices, pids, camids, **feats)
+        self.evaluator.start(self.trainer.datamodule.test_sets, self.device)
 
     def _eval_end(self, prefix: str) -> None:
-        test_sets = self.trainer.datamodule.test_sets
-        self.test_features = {}
-        for test_set, collector in zip(test_sets, self._collectors, strict=True):
-            if collector.update_count == 0:  # e.g. limit_val_batches=0
-                continue
-            # One process may see part of a test set (a debug run limiting the batches); under DDP
-            # every image must be there.
-            self.test_features[test_set.name] = collector.test_features(
-                test_set.num_query, len(test_set.items), allow_partial=self.trainer.world_size == 1
-            )
-        self.features_step = self.global_step
-        results = self.evaluate_cached(self.eval_cfg)
+        # One process may see part of a test set (a debug run limiting the batches); under DDP
+        # every image must be there.
+        self.evaluator.finish(self.global_step, allow_partial=self.trainer.world_size == 1)
+        scores = self.evaluator.score(self.evaluator.eval_cfg)
+        test_sets = self.evaluator.test_sets
         for test_set in test_sets:
-            if test_set.name not in results:
+            if test_set.name not in scores:
                 continue
-            metrics = results[test_set.name][0].as_dict()
+            metrics = scores[test_set.name].metrics  # a set with trials: the mean over them
             first = test_set is test_sets[0]
             for key in EvalResult.KEYS:
                 value = float(metrics[key])
                 self.log(f"{prefix}/{test_set.name}/{key}", value, sync_dist=False)
                 if first:  # the first test set drives checkpointing and the progress bar
                     self.log(f"{prefix}/{key}", value, prog_bar=key in ("rank1", "mAP"))
-        self._collectors = []
-
-    def all_eval_cfgs(self) -> dict[str, EvalConfig]:
-        """The default test-time settings ("" key) and every named variant, merged over them."""
-        return {"": self.eval_cfg, **self.eval_variants}
-
-    def evaluate_cached(self, eval_cfg: EvalConfig) -> dict[str, tuple[EvalResult, Tensor]]:
-        """(result, Q x G distances) per test set for these settings, from the features of the
-        last evaluation pass (`features_step` tells which training step they come from)."""
-        return {
-            name: evaluate_features(
-                gathered.select(eval_cfg),
-                gathered.pids,
-                gathered.camids,
-                gathered.num_query,
-                eval_cfg,
-            )
-            for name, gathered in self.test_features.items()
-        }
 
     def on_validation_epoch_start(self) -> None:
         self._eval_start()
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int, dataloader_idx: int = 0):
-        self._eval_step(batch, dataloader_idx)
+        self.evaluator.collect(self, batch, dataloader_idx)
 
     def on_validation_epoch_end(self) -> None:
         self._eval_end("val")
@@ -271,7 +217,7 @@ class ReIDModule(pl.LightningModule):
         self._eval_start()
 
     def test_step(self, batch: tuple[Tensor, ...], batch_idx: int, dataloader_idx: int = 0):
-        self._eval_step(batch, dataloader_idx)
+        self.evaluator.collect(self, batch, dataloader_idx)
 
     def on_test_epoch_end(self) -> None:
         self._eval_end("test")
