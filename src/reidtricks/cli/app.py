@@ -40,6 +40,15 @@ def one_line(err: BaseException) -> str:
     return text
 
 
+def input_error_message(err: BaseException) -> str | None:
+    """The one-line message of a user error (an InputError, also wrapped by Hydra's instantiate);
+    None for any other error (a bug, which keeps its traceback) or when HYDRA_FULL_ERROR=1."""
+    cause = err.__cause__ if type(err).__name__ == "InstantiationException" else err
+    if not isinstance(cause, InputError) or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return None
+    return one_line(cause)
+
+
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """Print `error: <message>` and exit 1 on an InputError; HYDRA_FULL_ERROR=1 re-raises it."""
@@ -48,12 +57,10 @@ def one_line_errors() -> Iterator[None]:
     except Exception as err:
         # Our input checks raise InputError (naming the file, key or value); Hydra's instantiate
         # wraps what a constructor raises. Any other error is a bug and keeps its traceback.
-        cause = err.__cause__ if type(err).__name__ == "InstantiationException" else err
-        if not isinstance(cause, InputError) or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        message = input_error_message(err)
+        if message is None:
             raise
-        print(
-            f"error: {one_line(cause)}  (HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr
-        )
+        print(f"error: {message}  (HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
         raise SystemExit(1) from None
 
 

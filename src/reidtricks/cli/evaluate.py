@@ -15,7 +15,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from reidtricks.cli.app import config_dir, one_line_errors
+from reidtricks.cli.app import config_dir
+from reidtricks.cli.sweep import job_errors
 from reidtricks.data.datamodule import ReIDDataModule
 from reidtricks.evaluation.settings import eval_overrides_schema
 from reidtricks.inference.checkpoint import (
@@ -123,7 +124,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    with one_line_errors():
+    with job_errors():
         evaluate_checkpoint(cfg)
 
 

@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from reidtricks.cli.app import config_dir, extractor_from_config, one_line_errors, warn_bad_images
+from reidtricks.cli.app import config_dir, extractor_from_config, warn_bad_images
+from reidtricks.cli.sweep import job_errors
 from reidtricks.errors import InputError, MissingInputError
 from reidtricks.evaluation import METRICS
 from reidtricks.evaluation.retrieval import query_gallery_distances
@@ -158,7 +159,7 @@ def search_gallery(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path=config_dir(), config_name="search", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    with one_line_errors():
+    with job_errors():
         search_gallery(cfg)
 
 

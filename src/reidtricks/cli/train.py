@@ -17,7 +17,8 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from reidtricks import __version__
-from reidtricks.cli.app import config_dir, one_line_errors
+from reidtricks.cli.app import config_dir
+from reidtricks.cli.sweep import job_errors
 from reidtricks.errors import InputError
 from reidtricks.evaluation.metrics import EvalResult
 from reidtricks.reports.plots import plot_training_curves
@@ -156,9 +157,9 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     patch_lightning_ddp_launcher()
-    with one_line_errors(), isolated_ddp_job():
-        metrics = train(cfg)
-    return metrics.get("mAP")  # the value an optimising sweeper maximises
+    with job_errors(), isolated_ddp_job():
+        return train(cfg).get("mAP")  # the value an optimising sweeper maximises
+    return None  # a failed sweep job (its error is in its folder; the sweep goes on)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,15 @@ from reidtricks.errors import InputError
 from reidtricks.inference.checkpoint import load_checkpoint
 
 LOCK_NAME = ".run.lock"
+# What a command leaves in its folder: a folder holding any of these holds a run.
+RUN_MARKERS = (LOCK_NAME, ".hydra", "checkpoints", "metrics.json", "multirun.yaml", "parity.json",
+               "features.npz", "ranking.csv")  # fmt: skip
+
+
+def run_markers(folder: str | Path) -> list[str]:
+    """The entries of `folder` that show it holds a run (empty for a new or unrelated folder)."""
+    folder = Path(folder)
+    return [name for name in RUN_MARKERS if (folder / name).exists()]
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
@@ -92,6 +101,37 @@ def _is_secondary_rank() -> bool:
     return False
 
 
+def live_owner(output_dir: str | Path) -> int | None:
+    """The pid of another live process holding `output_dir`'s claim, or None."""
+    try:
+        owner = int((Path(output_dir) / LOCK_NAME).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    return owner if owner and owner != os.getpid() and _pid_alive(owner) else None
+
+
+def refuse_taken_folder(key: str, folder: str | Path, resume_from: str | None = None) -> None:
+    """One-line error if `folder` holds a run (or is not a folder): a command never writes into
+    another run's folder. A resume from a checkpoint inside a folder no live run holds may
+    continue there."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{key}={folder}: is a file; expected a folder for the run's outputs")
+    markers = run_markers(folder)
+    if not markers:
+        return
+    owner = live_owner(folder)
+    if owner is None and resume_from and "://" not in resume_from:
+        inside = Path(resume_from).resolve().is_relative_to(folder.resolve())
+        if inside:
+            return
+    what = f"is in use by another run (pid {owner})" if owner else "holds another run"
+    raise InputError(
+        f"{key}={folder}: {what} ({', '.join(markers)}); a run folder is never written by "
+        "another command: give a new folder (or leave it unset for a fresh one)"
+    )
+
+
 @contextlib.contextmanager
 def claimed_run_dir(output_dir: str | Path) -> Iterator[Path]:
     """Hold `output_dir` for this run: a second live run in the same folder fails with one line
@@ -107,11 +147,8 @@ def claimed_run_dir(output_dir: str | Path) -> Iterator[Path]:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             break
         except FileExistsError:
-            try:
-                owner = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                owner = 0
-            if owner and owner != os.getpid() and _pid_alive(owner):
+            owner = live_owner(output_dir)
+            if owner:
                 raise InputError(
                     f"run folder {output_dir} is in use by another run (pid {owner}); "
                     "start this run in another folder (hydra.run.dir=...)"
