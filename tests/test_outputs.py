@@ -3,36 +3,12 @@ anything is written."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 
 from reidtricks.cli.app import config_dir
 from reidtricks.cli.outputs import checked_output
 from reidtricks.errors import InputError
-from reidtricks.models import build_reid_net
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A plain-data checkpoint of an untrained ResNet-18 (12 identities, 64x32 inputs)."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=demo", "paths.output_dir=unused"])
-    from omegaconf import OmegaConf
-
-    config = OmegaConf.to_container(cfg, resolve=True)
-    net = build_reid_net("resnet18", num_classes=12, last_stride=2, neck="none")
-    path = tmp_path_factory.mktemp("ckpt") / "model.ckpt"
-    torch.save(
-        {
-            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-            "reidtricks": {"config": config, "stage": "baseline", "seed": 0, "num_classes": 12},
-        },
-        path,
-    )
-    return path
 
 
 def command_cfg(name: str, *overrides: str):
@@ -55,7 +31,8 @@ def test_checked_output_refuses_inputs_and_folders(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["extract", "export"])
-def test_commands_refuse_to_write_over_their_checkpoint(command, checkpoint, tmp_path):
+def test_commands_refuse_to_write_over_their_checkpoint(command, untrained_checkpoint, tmp_path):
+    checkpoint = untrained_checkpoint
     from reidtricks.cli.export import export_checkpoint
     from reidtricks.cli.extract import extract_folder
 

@@ -122,7 +122,7 @@ def test_a_failed_job_between_good_ones(launcher, tiny_data_dir, tmp_path):
         "logger=csv", timeout=600,
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-3000:]
-    assert (sweep / "0_demo_seed0" / "metrics.json").is_file()
-    assert (sweep / "2_demo_seed1" / "metrics.json").is_file()
-    assert (sweep / "1_demo_seedabc" / "error.txt").is_file()
-    assert f"error: sweep {sweep}: 1 of 3 jobs failed (1_demo_seedabc)" in proc.stderr
+    assert (sweep / "0_baseline_seed0" / "metrics.json").is_file()
+    assert (sweep / "2_baseline_seed1" / "metrics.json").is_file()
+    assert (sweep / "1_baseline_seedabc" / "error.txt").is_file()
+    assert f"error: sweep {sweep}: 1 of 3 jobs failed (1_baseline_seedabc)" in proc.stderr

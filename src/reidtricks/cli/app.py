@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
 
 from reidtricks.errors import InputError, MissingInputError
 from reidtricks.inference import BadImage, FeatureExtractor
@@ -44,9 +45,11 @@ def input_error_message(err: BaseException) -> str | None:
     """The one-line message of a user error (an InputError, also wrapped by Hydra's instantiate);
     None for any other error (a bug, which keeps its traceback) or when HYDRA_FULL_ERROR=1."""
     cause = err.__cause__ if type(err).__name__ == "InstantiationException" else err
-    if not isinstance(cause, InputError) or os.environ.get("HYDRA_FULL_ERROR") == "1":
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
         return None
-    return one_line(cause)
+    if isinstance(cause, MissingMandatoryValue):  # a `???` key the command needs
+        return f"{cause.full_key}: missing; give {cause.full_key}=VALUE"
+    return one_line(cause) if isinstance(cause, InputError) else None
 
 
 @contextmanager

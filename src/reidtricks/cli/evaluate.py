@@ -23,6 +23,7 @@ from reidtricks.inference.checkpoint import (
     build_net_from_checkpoint,
     checkpoint_spec,
     checkpoint_test_sources,
+    generated_under,
     load_checkpoint,
 )
 from reidtricks.reports.plots import plot_ranked_retrievals
@@ -57,7 +58,8 @@ def build_test_datamodule(cfg: DictConfig, checkpoint: dict[str, Any]) -> ReIDDa
         data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
         data_cfg["transform"].update(size)
         return instantiate(data_cfg, _convert_="all")
-    test_sources = checkpoint_test_sources(spec, source, explicit_data_dir(cfg))
+    stored = checkpoint_test_sources(spec, source, explicit_data_dir(cfg))
+    test_sources = generated_under(stored, str(cfg.paths.data_dir))
     return ReIDDataModule(
         train_sources=test_sources,  # parsed once; evaluation trains nothing
         test_sources=test_sources,

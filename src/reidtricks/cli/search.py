@@ -26,6 +26,7 @@ from reidtricks.inference import (
 )
 from reidtricks.inference.gallery_cache import gallery_features
 from reidtricks.reports.plots import plot_query_strip
+from reidtricks.validate import require_int
 
 
 def _ids(path: str) -> tuple[str, str]:
@@ -36,9 +37,7 @@ def _ids(path: str) -> tuple[str, str]:
 def search_gallery(cfg: DictConfig) -> dict[str, Any]:
     """Rank the gallery for every query image; ranking.csv, PNG strips and a printed top-k."""
     extractor = extractor_from_config(cfg)  # a refused checkpoint stops here, nothing written
-    topk = int(cfg.topk)
-    if topk < 1:
-        raise InputError(f"topk={cfg.topk}: expected an integer >= 1")
+    topk = require_int("topk", cfg.topk, minimum=1)
     metric = str(cfg.metric or extractor.metric)
     if metric not in METRICS:
         raise InputError(f"metric={metric!r}: expected one of {METRICS}")

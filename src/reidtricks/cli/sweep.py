@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from reidtricks.cli.app import input_error_message, one_line_errors
 from reidtricks.errors import InputError, error_summary
-from reidtricks.training.run_safety import refuse_taken_folder
+from reidtricks.training.run_safety import check_creatable, refuse_taken_folder
 
 ERROR_NAME = "error.txt"  # a failed sweep job's one-line error, in its job folder
 
@@ -70,12 +70,24 @@ def _raw(config: DictConfig, key: str) -> str | None:
     return None if value is None or "${" in str(value) else str(value)
 
 
+def _check_paths(config: DictConfig) -> None:
+    """paths.log_dir can hold run folders; paths.data_dir, when it exists, is a folder."""
+    log_dir = OmegaConf.select(config, "paths.log_dir")
+    if log_dir is not None:
+        check_creatable("paths.log_dir", str(log_dir))
+    data_dir = OmegaConf.select(config, "paths.data_dir")
+    if data_dir is not None and Path(str(data_dir)).exists() and not Path(str(data_dir)).is_dir():
+        raise InputError(f"paths.data_dir={data_dir}: is a file; expected the folder of datasets")
+
+
 class RunFolderGuard(Callback):
     """Refuses a run or sweep folder that holds another run, before Hydra writes .hydra/ there."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         resume = _raw(config, "ckpt_path")
         try:
+            _check_paths(config)
+            check_creatable("hydra.run.dir", str(config.hydra.run.dir))
             refuse_taken_folder("hydra.run.dir", str(config.hydra.run.dir), resume)
             if (out := _raw(config, "paths.output_dir")) is not None:
                 refuse_taken_folder("paths.output_dir", out, resume)
@@ -84,6 +96,8 @@ class RunFolderGuard(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
+            _check_paths(config)
+            check_creatable("hydra.sweep.dir", str(config.hydra.sweep.dir))
             refuse_taken_folder("hydra.sweep.dir", str(config.hydra.sweep.dir))
         except InputError as err:
             _exit_with(str(err))

@@ -25,10 +25,11 @@ from reidtricks.reports.plots import plot_training_curves
 from reidtricks.reports.tables import print_results_table
 from reidtricks.training.ddp import isolated_ddp_job, patch_lightning_ddp_launcher
 from reidtricks.training.module import ReIDModule
-from reidtricks.training.preflight import check_before_training
+from reidtricks.training.preflight import check_before_training, check_run_settings
 from reidtricks.training.run_safety import (
     AtomicCheckpointIO,
     LastCheckpoint,
+    check_resume_fits,
     claimed_run_dir,
     link_resumed_run,
     resolve_resume_path,
@@ -89,6 +90,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     require_int("seed", cfg.seed)
     settings = typed_settings(cfg)  # every loss/optim/eval key checked before the data are read
+    check_run_settings(cfg)
     resume_path = resolve_resume_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
     if cfg.get("threads") is not None:
         torch.set_num_threads(int(cfg.threads))
@@ -121,8 +123,10 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         logger=build_loggers(cfg),
         plugins=[AtomicCheckpointIO()],
     )
-    if resume_path is not None and trainer.is_global_zero:
-        link_resumed_run(output_dir, resume_path)
+    if resume_path is not None:
+        check_resume_fits(resume_path, module, cfg.trainer.get("max_epochs"))
+        if trainer.is_global_zero:
+            link_resumed_run(output_dir, resume_path)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path, weights_only=True)
 
     metrics: dict[str, Any] = {

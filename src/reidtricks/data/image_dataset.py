@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,10 +16,18 @@ from reidtricks.errors import MissingInputError, UnreadableInputError
 def read_image(path: str) -> Image.Image:
     """RGB image; an unreadable, corrupt or missing file raises an error naming it (no skip)."""
     try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
+        with warnings.catch_warnings():
+            # PIL only warns between MAX_IMAGE_PIXELS and twice that: refuse it as well.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return img.convert("RGB")
     except FileNotFoundError as err:
         raise MissingInputError(f"{path}: image file does not exist") from err
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise UnreadableInputError(
+            f"{path}: cannot read image (over PIL's limit of {Image.MAX_IMAGE_PIXELS} pixels: "
+            "a decompression bomb, refused)"
+        ) from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UnreadableInputError(
             f"{path}: cannot read image ({type(err).__name__}: {err})"

@@ -15,7 +15,7 @@ import torch
 from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from reidtricks.errors import InputError
+from reidtricks.errors import InputError, UnwritableOutputError, error_summary
 from reidtricks.inference.checkpoint import load_checkpoint
 
 LOCK_NAME = ".run.lock"
@@ -42,6 +42,14 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch's zip writer reports a full disk as such
+        tmp.unlink(missing_ok=True)
+        if not isinstance(err, OSError) and "write" not in str(err):
+            raise
+        kept = f"; the previous {path.name} is kept" if path.exists() else ""
+        raise UnwritableOutputError(
+            f"{path}: cannot write the checkpoint ({error_summary(err)}){kept}"
+        ) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -108,6 +116,21 @@ def live_owner(output_dir: str | Path) -> int | None:
     except (OSError, ValueError):
         return None
     return owner if owner and owner != os.getpid() and _pid_alive(owner) else None
+
+
+def check_creatable(key: str, folder: str | Path) -> None:
+    """One-line error unless `folder` is a folder, or can be made one: its nearest existing parent
+    must be a writable folder."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(
+            f"{key}={folder}: {existing} is a file; expected a folder to write runs in"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{key}={folder}: {existing} is not writable; give a folder you can write")
 
 
 def refuse_taken_folder(key: str, folder: str | Path, resume_from: str | None = None) -> None:
@@ -191,6 +214,34 @@ def resolve_resume_path(ckpt_path: str | None, log_dir: str | Path, task_name: s
         path = Path(text)
     load_checkpoint(path)  # one-line errors for missing, pickled or foreign files
     return path
+
+
+def _shape(value: Any) -> str:
+    return f"shape {list(value.shape)}" if isinstance(value, torch.Tensor) else "missing"
+
+
+def check_resume_fits(path: Path, module: torch.nn.Module, max_epochs: int | None) -> None:
+    """One-line error when the checkpoint cannot continue into this run: its weights do not fit
+    the network (another backbone or class count), or max_epochs is below its finished epochs."""
+    checkpoint = load_checkpoint(path)
+    stored = checkpoint["reidtricks"].get("config")
+    model = stored.get("model", {}) if isinstance(stored, dict) else {}
+    backbone = model.get("backbone", "?") if isinstance(model, dict) else "?"
+    theirs, ours = checkpoint["state_dict"], module.state_dict()
+    for key in sorted(set(theirs) | set(ours)):
+        stored_shape, own_shape = _shape(theirs.get(key)), _shape(ours.get(key))
+        if stored_shape != own_shape:
+            raise InputError(
+                f"ckpt_path={path}: its weights do not fit this run's network ({key}: "
+                f"{stored_shape} in the checkpoint of backbone {backbone}, {own_shape} here); "
+                "resume with the checkpoint's model and data (the same backbone and identities)"
+            )
+    done = int(checkpoint.get("epoch", -1)) + 1
+    if max_epochs is not None and max_epochs < done:
+        raise InputError(
+            f"ckpt_path={path}: the checkpoint has finished {done} epochs, beyond "
+            f"trainer.max_epochs={max_epochs}; expected trainer.max_epochs >= {done} to resume"
+        )
 
 
 def link_resumed_run(output_dir: Path, resume_path: Path) -> Path:
