@@ -75,6 +75,10 @@ def test_report_numbers_deltas_noise_and_missing_jobs(sweep):
     assert rows[2]["Δ mAP"] == "+10.0"  # the re-ranked row against its own stage
     assert "6_rea_seed0: no metrics.json" in md
     assert "2 job(s) of the sweep never started" in md  # 3 stages x 3 seeds = 9, 7 folders
+    (sweep / "6_rea_seed0" / "error.txt").write_text("seed='abc': expected an integer\n")
+    assert (
+        "- 6_rea_seed0: failed: seed='abc': expected an integer" in write_report(sweep).read_text()
+    )
     assert (sweep / "report.png").stat().st_size > 1000
 
 

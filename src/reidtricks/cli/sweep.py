@@ -20,7 +20,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from reidtricks.cli.app import input_error_message, one_line_errors
 from reidtricks.errors import InputError, error_summary
-from reidtricks.training.run_safety import check_creatable, refuse_taken_folder
+from reidtricks.training.run_safety import (
+    check_creatable,
+    is_secondary_rank,
+    refuse_taken_folder,
+)
 
 ERROR_NAME = "error.txt"  # a failed sweep job's one-line error, in its job folder
 
@@ -84,6 +88,8 @@ class RunFolderGuard(Callback):
     """Refuses a run or sweep folder that holds another run, before Hydra writes .hydra/ there."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if is_secondary_rank():  # a DDP rank > 0 re-run in rank 0's folder, which holds it
+            return
         resume = _raw(config, "ckpt_path")
         try:
             _check_paths(config)

@@ -100,7 +100,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _is_secondary_rank() -> bool:
+def is_secondary_rank() -> bool:
     """A DDP process other than global rank 0 (Lightning, torchrun and SLURM set these)."""
     for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
         value = os.environ.get(name, "")
@@ -161,7 +161,7 @@ def claimed_run_dir(output_dir: str | Path) -> Iterator[Path]:
     instead of overwriting its metrics and checkpoints. A lock left by a dead process is taken."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if _is_secondary_rank():  # DDP ranks > 0 share the folder of rank 0, which holds it
+    if is_secondary_rank():  # DDP ranks > 0 share the folder of rank 0, which holds it
         yield output_dir
         return
     lock = output_dir / LOCK_NAME
