@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -109,19 +108,19 @@ class RunFolderGuard(Callback):
             _exit_with(str(err))
 
 
+def _job_number(job: Path) -> int:
+    head = job.name.split("_")[0]
+    return int(head) if head.isdigit() else 0
+
+
 class SweepSummary(Callback):
-    """At the end of a sweep: the failed jobs named (one line each) and exit status 1."""
-
-    def __init__(self) -> None:
-        self.started = time.time()
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.started = time.time()
+    """At the end of a sweep: the failed jobs named (one line each) and exit status 1. The sweep
+    folder is new (RunFolderGuard), so every error.txt under it is this sweep's."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = Path(str(config.hydra.sweep.dir))
-        jobs = [p.parent for p in sweep.glob("*/.hydra") if p.stat().st_mtime >= self.started - 1]
-        failed = sorted(j for j in jobs if (j / ERROR_NAME).is_file())
+        jobs = [p.parent for p in sweep.glob("*/.hydra")]
+        failed = sorted((j for j in jobs if (j / ERROR_NAME).is_file()), key=_job_number)
         if not failed:
             return
         for job in failed:
