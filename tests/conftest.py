@@ -49,3 +49,28 @@ def compose_evaluate(ckpt: Path, output_dir: Path, *extra: str):
                  "+trainer.enable_progress_bar=false", *extra]  # fmt: skip
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return compose("evaluate", overrides=overrides)
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint(tmp_path_factory) -> Path:
+    """A plain-data checkpoint of an untrained ResNet-18 (12 identities, the demo's 64x32 inputs),
+    for commands that read a checkpoint without training one."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from reidtricks.cli.app import config_dir
+    from reidtricks.models import build_reid_net
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=demo", "paths.output_dir=unused"])
+    net = build_reid_net("resnet18", num_classes=12, last_stride=2, neck="none")
+    path = tmp_path_factory.mktemp("ckpt") / "model.ckpt"
+    config = OmegaConf.to_container(cfg, resolve=True)
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+            "reidtricks": {"config": config, "stage": "baseline", "seed": 0, "num_classes": 12},
+        },
+        path,
+    )
+    return path

@@ -75,6 +75,10 @@ def test_report_numbers_deltas_noise_and_missing_jobs(sweep):
     assert rows[2]["Δ mAP"] == "+10.0"  # the re-ranked row against its own stage
     assert "6_rea_seed0: no metrics.json" in md
     assert "2 job(s) of the sweep never started" in md  # 3 stages x 3 seeds = 9, 7 folders
+    (sweep / "6_rea_seed0" / "error.txt").write_text("seed='abc': expected an integer\n")
+    assert (
+        "- 6_rea_seed0: failed: seed='abc': expected an integer" in write_report(sweep).read_text()
+    )
     assert (sweep / "report.png").stat().st_size > 1000
 
 
@@ -142,3 +146,95 @@ def test_report_out_folder_is_created_and_a_file_is_refused(sweep, tmp_path, cap
     err = capsys.readouterr().err
     assert err.startswith(f"error: --out {taken}: is a file") and len(err.strip().splitlines()) == 1
     assert taken.read_text() == "x"
+
+
+def job_with_config(sweep, name, seed, config, test_sets):
+    """A job folder as a sweep leaves it: .hydra/config.yaml and metrics.json."""
+    job = sweep / name
+    (job / ".hydra").mkdir(parents=True)
+    full = {"cell": "baseline", "stage": "baseline", "seed": seed,
+            "paths": {"output_dir": str(job)}, **config}  # fmt: skip
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(full))
+    payload = {"stage": "baseline", "cell": "baseline", "seed": seed, "test_sets": test_sets}
+    (job / "metrics.json").write_text(json.dumps(payload))
+    return job
+
+
+def scores(r1, mAP, mINP=0.3):
+    return {"market1501": {"rank1": r1, "mAP": mAP, "mINP": mINP}}
+
+
+def test_report_groups_by_setting_not_by_cell_name(tmp_path):
+    sweep = tmp_path / "sweep"
+    job_with_config(sweep, "0_baseline_seed0", 0, {"optim": {"lr": 3.5e-4}}, scores(0.8, 0.60))
+    job_with_config(sweep, "1_baseline_seed1", 1, {"optim": {"lr": 3.5e-4}}, scores(0.8, 0.62))
+    job_with_config(sweep, "2_baseline_seed0", 0, {"optim": {"lr": 1e-4}}, scores(0.7, 0.40))
+    md = write_report(sweep).read_text()
+    rows = list(csv.DictReader((sweep / "report.csv").read_text().splitlines()))
+    assert [(r["row"], r["seeds"]) for r in rows] == [
+        ("baseline [optim.lr=0.00035]", "2"),
+        ("baseline [optim.lr=0.0001]", "1"),
+    ]
+    assert rows[0]["mAP"] == "61.0 ± 1.4"  # only the two seeds of lr=3.5e-4
+    assert "## Settings that differ between rows" in md
+    assert (
+        "- optim.lr: baseline [optim.lr=0.00035]: 0.00035; baseline [optim.lr=0.0001]: 0.0001" in md
+    )
+    assert "paths.output_dir" not in md  # run-specific keys are not a setting
+
+
+def test_report_refuses_a_seed_counted_twice(tmp_path, capsys):
+    sweep = tmp_path / "two_sweeps"
+    first = job_with_config(
+        sweep, "0_baseline_seed0", 0, {"optim": {"lr": 3.5e-4}}, scores(0.8, 0.6)
+    )
+    second = job_with_config(
+        sweep, "7_baseline_seed0", 0, {"optim": {"lr": 3.5e-4}}, scores(0.8, 0.7)
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(sweep)])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"row baseline: seed 0 appears twice, in {first} and {second}" in err
+    assert not (sweep / "report.md").exists()
+
+
+def test_report_lists_a_nan_metric_and_marks_single_seed_deltas(tmp_path):
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, "baseline", 0, 0.80, 0.60)
+    make_job(sweep, 1, "baseline", 1, 0.82, float("nan"))
+    make_job(sweep, 2, "warmup", 0, 0.90, 0.70)
+    md = write_report(sweep).read_text()
+    rows = list(csv.DictReader((sweep / "report.csv").read_text().splitlines()))
+    assert [(r["row"], r["seeds"]) for r in rows] == [("baseline", "1"), ("warmup", "1")]
+    assert "1_baseline_seed1: test_sets.market1501.mAP=nan (left out of the means)" in md
+    # One seed per row: the noise is unknown, so the change is neither "~" nor significant.
+    assert rows[1]["Δ mAP"] == "+10.0 ?" and rows[1]["Δ rank1"] == "+10.0 ?"
+
+
+def test_report_has_a_column_group_per_test_set_with_trial_means(tmp_path):
+    sweep = tmp_path / "sweep"
+    for seed, (m_market, m_duke) in enumerate([(0.60, 0.30), (0.64, 0.34)]):
+        for num, (cell, shift) in enumerate((("baseline", 0.0), ("warmup", 0.1))):
+            market = {"rank1": 0.8 + shift, "mAP": m_market + shift, "mINP": 0.2 + shift,
+                      "trials": 3, "std": {"mAP": 0.01}, "per_trial": [{"mAP": 0.5}] * 3}  # fmt: skip
+            duke = {"rank1": 0.5, "mAP": m_duke + shift / 10, "mINP": 0.1}
+            job = sweep / f"{2 * num + seed}_{cell}_seed{seed}"
+            (job / ".hydra").mkdir(parents=True)
+            payload = {"cell": cell, "stage": cell, "seed": seed, "train_sets": ["market1501"],
+                       "test_sets": {"market1501": market, "dukemtmc": duke}}  # fmt: skip
+            (job / "metrics.json").write_text(json.dumps(payload))
+    write_report(sweep)
+    rows = list(csv.DictReader((sweep / "report.csv").read_text().splitlines()))
+    assert [r["row"] for r in rows] == ["baseline", "warmup"]
+    for test_set in ("market1501", "dukemtmc"):
+        for key in ("rank1", "mAP", "mINP"):
+            assert f"{test_set} {key}" in rows[0] and f"{test_set} Δ {key}" in rows[0]
+    std = 100 * statistics.stdev([0.60, 0.64])
+    assert rows[0]["market1501 mAP"] == f"62.0 ± {std:.1f}"  # the trial means, over seeds
+    assert rows[1]["market1501 Δ mAP"] == "+10.0"  # beyond the noise
+    assert rows[1]["dukemtmc Δ mAP"] == "+1.0 ~"  # within it
+    assert rows[0]["market1501 mINP"] == "20.0 ± 0.0"
+    assert rows[0]["market1501 paper R1/mAP"] == "87.7 / 74.0"
+    assert rows[0]["dukemtmc paper R1/mAP"] == ""  # trained on Market-1501: cross-domain

@@ -28,3 +28,7 @@ class UnreadableInputError(InputError, OSError):
 
 class ExistingOutputError(InputError, FileExistsError):
     """An output path that is taken by something this command must not overwrite."""
+
+
+class UnwritableOutputError(InputError, OSError):
+    """An output that cannot be written (full disk, no permission); what was there is kept."""

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
 
 from reidtricks.errors import InputError, MissingInputError
 from reidtricks.inference import BadImage, FeatureExtractor
@@ -40,6 +41,17 @@ def one_line(err: BaseException) -> str:
     return text
 
 
+def input_error_message(err: BaseException) -> str | None:
+    """The one-line message of a user error (an InputError, also wrapped by Hydra's instantiate);
+    None for any other error (a bug, which keeps its traceback) or when HYDRA_FULL_ERROR=1."""
+    cause = err.__cause__ if type(err).__name__ == "InstantiationException" else err
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return None
+    if isinstance(cause, MissingMandatoryValue):  # a `???` key the command needs
+        return f"{cause.full_key}: missing; give {cause.full_key}=VALUE"
+    return one_line(cause) if isinstance(cause, InputError) else None
+
+
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """Print `error: <message>` and exit 1 on an InputError; HYDRA_FULL_ERROR=1 re-raises it."""
@@ -48,12 +60,10 @@ def one_line_errors() -> Iterator[None]:
     except Exception as err:
         # Our input checks raise InputError (naming the file, key or value); Hydra's instantiate
         # wraps what a constructor raises. Any other error is a bug and keeps its traceback.
-        cause = err.__cause__ if type(err).__name__ == "InstantiationException" else err
-        if not isinstance(cause, InputError) or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        message = input_error_message(err)
+        if message is None:
             raise
-        print(
-            f"error: {one_line(cause)}  (HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr
-        )
+        print(f"error: {message}  (HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
         raise SystemExit(1) from None
 
 

@@ -15,7 +15,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from reidtricks.cli.app import config_dir, one_line_errors
+from reidtricks.cli.app import config_dir
+from reidtricks.cli.sweep import job_errors
 from reidtricks.data.datamodule import ReIDDataModule
 from reidtricks.data.trials import check_trials
 from reidtricks.evaluation.evaluator import Evaluator
@@ -25,6 +26,7 @@ from reidtricks.inference.checkpoint import (
     build_net_from_checkpoint,
     checkpoint_spec,
     checkpoint_test_sources,
+    generated_under,
     load_checkpoint,
 )
 from reidtricks.reports.plots import plot_ranked_retrievals
@@ -64,7 +66,8 @@ def build_test_datamodule(cfg: DictConfig, checkpoint: dict[str, Any]) -> ReIDDa
         data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
         data_cfg["transform"].update(size)
         return instantiate({**data_cfg, **trials, **trials_key}, _convert_="all")
-    test_sources = checkpoint_test_sources(spec, source, explicit_data_dir(cfg))
+    stored = checkpoint_test_sources(spec, source, explicit_data_dir(cfg))
+    test_sources = generated_under(stored, str(cfg.paths.data_dir))
     return ReIDDataModule(
         train_sources=test_sources,  # parsed once; evaluation trains nothing
         test_sources=test_sources,
@@ -129,7 +132,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    with one_line_errors():
+    with job_errors():
         evaluate_checkpoint(cfg)
 
 

@@ -14,8 +14,10 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from reidtricks.cli.app import config_dir, extractor_from_config, one_line_errors
+from reidtricks.cli.app import config_dir, extractor_from_config
 from reidtricks.cli.options import check_options
+from reidtricks.cli.outputs import checked_output
+from reidtricks.cli.sweep import job_errors
 from reidtricks.errors import InputError, MissingInputError
 from reidtricks.inference import FeatureExtractor, file_sha256, list_image_files
 from reidtricks.inference.checkpoint import checkpoint_test_sources
@@ -73,11 +75,13 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Export, check parity, then write the model with its metadata (kept as
     `<name>.parity-failed.onnx` and ParityError raised when the check fails)."""
     check_options(cfg, "export")  # format=onnx is the only export format
+    out = Path(cfg.paths.output_dir) / "model.onnx"
+    if cfg.get("out"):
+        out = checked_output("out", cfg.out, {"ckpt": cfg.ckpt, "images": cfg.get("images")})
     require_onnx()
     # Parity is PyTorch on the CPU vs onnxruntime on the CPU, both fp32; refusals stop here.
     extractor = extractor_from_config(cfg, device="cpu")
     query, gallery = parity_images(cfg, extractor)
-    out = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir) / "model.onnx"
     fixed = None if cfg.dynamic_batch else int(cfg.batch_size)
     traced = export_onnx(
         extractor,
@@ -125,7 +129,7 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path=config_dir(), config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    with one_line_errors():
+    with job_errors():
         try:
             export_checkpoint(cfg)
         except ParityError as err:

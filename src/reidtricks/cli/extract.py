@@ -10,8 +10,10 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from reidtricks.cli.app import config_dir, extractor_from_config, one_line_errors, warn_bad_images
+from reidtricks.cli.app import config_dir, extractor_from_config, warn_bad_images
 from reidtricks.cli.options import check_options
+from reidtricks.cli.outputs import checked_output
+from reidtricks.cli.sweep import job_errors
 from reidtricks.errors import InputError
 from reidtricks.inference import list_image_files, market_ids
 from reidtricks.inference.files import save_npz
@@ -20,6 +22,9 @@ from reidtricks.inference.files import save_npz
 def extract_folder(cfg: DictConfig) -> dict[str, Any]:
     """Features of every image under cfg.images, written to an .npz; returns a summary."""
     check_options(cfg, "extract")
+    out = Path(cfg.paths.output_dir) / "features.npz"
+    if cfg.get("out"):
+        out = checked_output("out", cfg.out, {"ckpt": cfg.ckpt, "images": cfg.images})
     extractor = extractor_from_config(cfg)  # a refused checkpoint stops here, nothing written
     root = Path(cfg.images)
     images, others = list_image_files(root, "images")
@@ -34,7 +39,6 @@ def extract_folder(cfg: DictConfig) -> dict[str, Any]:
     if not result.paths:
         raise InputError(f"images={root}: none of the {len(images)} image files could be read")
     ids = [market_ids(p) for p in result.paths]
-    out = Path(cfg.out) if cfg.get("out") else Path(cfg.paths.output_dir) / "features.npz"
     settings = {**extractor.settings(), "normalized": bool(cfg.normalize)}
     save_npz(
         out,
@@ -69,7 +73,7 @@ def extract_folder(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path=config_dir(), config_name="extract", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    with one_line_errors():
+    with job_errors():
         extract_folder(cfg)
 
 

@@ -14,8 +14,9 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from reidtricks.cli.app import config_dir, extractor_from_config, one_line_errors, warn_bad_images
+from reidtricks.cli.app import config_dir, extractor_from_config, warn_bad_images
 from reidtricks.cli.options import check_options
+from reidtricks.cli.sweep import job_errors
 from reidtricks.errors import InputError, MissingInputError
 from reidtricks.evaluation import METRICS
 from reidtricks.evaluation.retrieval import query_gallery_distances
@@ -26,6 +27,7 @@ from reidtricks.inference import (
 )
 from reidtricks.inference.gallery_cache import gallery_features
 from reidtricks.reports.plots import plot_query_strip
+from reidtricks.validate import require_int
 
 
 def _ids(path: str) -> tuple[str, str]:
@@ -37,7 +39,7 @@ def search_gallery(cfg: DictConfig) -> dict[str, Any]:
     """Rank the gallery for every query image; ranking.csv, PNG strips and a printed top-k."""
     check_options(cfg, "search")
     extractor = extractor_from_config(cfg)  # a refused checkpoint stops here, nothing written
-    topk = cfg.topk
+    topk = require_int("topk", cfg.topk, minimum=1)
     metric = str(cfg.metric or extractor.metric)
     if metric not in METRICS:
         raise InputError(f"metric={metric!r}: expected one of {METRICS}")
@@ -158,7 +160,7 @@ def search_gallery(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path=config_dir(), config_name="search", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    with one_line_errors():
+    with job_errors():
         search_gallery(cfg)
 
 

@@ -17,17 +17,19 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from reidtricks import __version__
-from reidtricks.cli.app import config_dir, one_line_errors
+from reidtricks.cli.app import config_dir
+from reidtricks.cli.sweep import job_errors
 from reidtricks.errors import InputError
 from reidtricks.evaluation.metrics import EvalResult
 from reidtricks.reports.plots import plot_training_curves
 from reidtricks.reports.tables import print_results_table
 from reidtricks.training.ddp import isolated_ddp_job, patch_lightning_ddp_launcher
 from reidtricks.training.module import ReIDModule
-from reidtricks.training.preflight import check_before_training
+from reidtricks.training.preflight import check_before_training, check_run_settings
 from reidtricks.training.run_safety import (
     AtomicCheckpointIO,
     LastCheckpoint,
+    check_resume_fits,
     claimed_run_dir,
     link_resumed_run,
     resolve_resume_path,
@@ -83,6 +85,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     require_int("seed", cfg.seed)
     settings = typed_settings(cfg)  # every loss/optim/eval key checked before the data are read
+    check_run_settings(cfg)
     resume_path = resolve_resume_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
     if cfg.get("threads") is not None:
         torch.set_num_threads(int(cfg.threads))
@@ -115,8 +118,10 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         logger=build_loggers(cfg),
         plugins=[AtomicCheckpointIO()],
     )
-    if resume_path is not None and trainer.is_global_zero:
-        link_resumed_run(output_dir, resume_path)
+    if resume_path is not None:
+        check_resume_fits(resume_path, module, cfg.trainer.get("max_epochs"))
+        if trainer.is_global_zero:
+            link_resumed_run(output_dir, resume_path)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path, weights_only=True)
 
     metrics: dict[str, Any] = {
@@ -151,9 +156,9 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     patch_lightning_ddp_launcher()
-    with one_line_errors(), isolated_ddp_job():
-        metrics = train(cfg)
-    return metrics.get("mAP")  # the value an optimising sweeper maximises
+    with job_errors(), isolated_ddp_job():
+        return train(cfg).get("mAP")  # the value an optimising sweeper maximises
+    return None  # a failed sweep job (its error is in its folder; the sweep goes on)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,10 +33,18 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def read_image(path: str) -> Image.Image:
     """RGB image (`to_rgb`); an unreadable, corrupt or missing file raises an error naming it."""
     try:
-        with Image.open(path) as img:
-            return to_rgb(img)
+        with warnings.catch_warnings():
+            # PIL only warns between MAX_IMAGE_PIXELS and twice that: refuse it as well.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return to_rgb(img)
     except FileNotFoundError as err:
         raise MissingInputError(f"{path}: image file does not exist") from err
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise UnreadableInputError(
+            f"{path}: cannot read image (over PIL's limit of {Image.MAX_IMAGE_PIXELS} pixels: "
+            "a decompression bomb, refused)"
+        ) from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UnreadableInputError(
             f"{path}: cannot read image ({type(err).__name__}: {err})"

@@ -48,7 +48,15 @@ Scalar = (str, int, float, bool, type(None))
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a reidtricks checkpoint safely; one-line errors for a missing, foreign or unsafe file."""
+    if "://" in str(path):
+        raise InputError(
+            f"checkpoint {path}: is a URL; download the file and give its local path (a .ckpt)"
+        )
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"checkpoint {path}: is a folder; expected a .ckpt file in it")
+    if path.exists() and not path.is_file():
+        raise InputError(f"checkpoint {path}: is not a regular file (a device or pipe?)")
     if not path.is_file():
         raise MissingInputError(f"checkpoint {path} does not exist (set ckpt=PATH to a .ckpt file)")
     try:
@@ -231,6 +239,17 @@ def checkpoint_test_sources(
 ) -> dict[str, Any]:
     """The checkpoint's own test sets (name -> dataset), rebuilt by `dataset_from_spec`."""
     return _sources(spec, "test_sources", source, data_dir)
+
+
+def generated_under(sources: Mapping[str, Any], data_dir: str | Path) -> dict[str, Any]:
+    """The sets, with each generated one (synthetic) read at its stored root only when a complete
+    copy is there, else generated under `data_dir`: a checkpoint never chooses where to write."""
+    out = {}
+    for name, dataset in sources.items():
+        if isinstance(dataset, datasets.SyntheticReID) and not dataset.is_complete():
+            dataset = datasets.SyntheticReID(data_dir, preset=dataset.preset, seed=dataset.seed)
+        out[name] = dataset
+    return out
 
 
 def checkpoint_train_sources(

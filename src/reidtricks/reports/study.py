@@ -1,9 +1,9 @@
 """Study report of a sweep folder: report.md, report.csv, report.png (`python -m reidtricks.report`).
 
-Reads every job's metrics.json, groups jobs by cell (stage, P x K, image size, ...) over seeds and
-writes mean +- std, the delta to the previous row (marked `~` when it lies within the seed noise),
-and the paper's published numbers for Market-1501 / DukeMTMC-reID. Missing, failed and corrupt jobs
-are listed.
+Reads every job's metrics.json, groups jobs by setting (the full configuration without the seed
+and run-specific keys; rows named by cell) over seeds and writes, per test set, mean +- std, the
+delta to the previous row (`~` within the seed noise, `?` noise unknown) and the paper's published
+numbers for Market-1501 / DukeMTMC-reID. Missing, failed, corrupt and non-finite jobs are listed.
 """
 
 from __future__ import annotations
@@ -28,24 +28,25 @@ SHOWN = ("rank1", "mAP")
 
 @dataclass
 class Row:
-    """One table row: a cell (or a test-time variant of a cell) on one test set, over seeds."""
+    """One table row: a setting (or a test-time variant of it) over seeds, on every test set."""
 
     name: str
-    test_set: str
     trained_on: str = ""  # the training set(s); deltas compare rows trained on the same data
-    values: dict[str, list[float]] = field(default_factory=dict)
+    values: dict[str, dict[str, list[float]]] = field(
+        default_factory=dict
+    )  # set -> metric -> seeds
     seeds: list[int] = field(default_factory=list)
 
-    @property
-    def in_domain(self) -> bool:
-        """Trained on its test set (or training set unknown): the paper's rows are all in-domain."""
-        return self.trained_on in ("", self.test_set)
+    def in_domain(self, test_set: str) -> bool:
+        """Trained on `test_set` (or training set unknown): the paper's rows are all in-domain."""
+        return self.trained_on in ("", test_set)
 
-    def mean(self, key: str) -> float:
-        return statistics.fmean(self.values[key])
+    def mean(self, test_set: str, key: str) -> float:
+        vals = self.values.get(test_set, {}).get(key, [])
+        return statistics.fmean(vals) if vals else float("nan")
 
-    def std(self, key: str) -> float:
-        vals = self.values[key]
+    def std(self, test_set: str, key: str) -> float:
+        vals = self.values.get(test_set, {}).get(key, [])
         return statistics.stdev(vals) if len(vals) > 1 else float("nan")
 
 
@@ -55,6 +56,8 @@ class StudyJobs:
     failed: list[str]  # job folders without metrics.json
     missing: int  # jobs the sweep expected that have no folder at all
     corrupt: list[str] = field(default_factory=list)  # `<path>: corrupt metrics.json (<why>)`
+    not_finite: list[str] = field(default_factory=list)  # `<job>: test_sets.X.mAP=nan`
+    errors: dict[str, str] = field(default_factory=dict)  # failed job -> its error.txt line
 
 
 def count_sweep_values(value: str) -> int:
@@ -134,28 +137,132 @@ def read_metrics(path: Path) -> dict[str, Any]:
     return payload
 
 
+def _not_finite(metrics: dict[str, Any]) -> str | None:
+    """`test_sets.X.KEY=nan` for the first non-finite metric of a job, or None."""
+    for test_set, values in (metrics.get("test_sets") or {}).items():
+        for key in (*SHOWN, "mINP"):
+            value = values.get(key)
+            if value is not None and not math.isfinite(value):
+                return f"test_sets.{test_set}.{key}={value}"
+    return None
+
+
+def job_config(job_dir: Path) -> dict[str, Any] | None:
+    """The job's .hydra/config.yaml as Hydra saved it: interpolations kept as text, so a key that
+    follows the seed or a path (`data.seed: ${seed}`) reads the same in every job, while the keys
+    it follows are compared themselves."""
+    try:
+        config = yaml.safe_load((job_dir / ".hydra" / "config.yaml").read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
 def collect_jobs(multirun_dir: Path) -> StudyJobs:
     """Every job folder (it holds .hydra/) under the sweep: finished, failed or corrupt."""
-    done, failed, corrupt = [], [], []
+    jobs = StudyJobs([], [], 0)
     job_dirs = sorted(
         (p.parent for p in multirun_dir.glob("*/.hydra")),
         key=lambda p: (int(p.name.split("_")[0]) if p.name.split("_")[0].isdigit() else 0, p.name),
     )
     for job_dir in job_dirs:
         metrics_path = job_dir / "metrics.json"
-        if metrics_path.is_file():
-            try:
-                metrics = read_metrics(metrics_path)
-            except InputError as err:
-                corrupt.append(str(err))
-                continue
-            metrics["job"] = job_dir.name
-            done.append(metrics)
-        else:
-            failed.append(job_dir.name)
+        if not metrics_path.is_file():
+            jobs.failed.append(job_dir.name)
+            error = job_dir / "error.txt"  # a failed sweep job's one-line error
+            if error.is_file():
+                jobs.errors[job_dir.name] = error.read_text(errors="replace").strip()[:300]
+            continue
+        try:
+            metrics = read_metrics(metrics_path)
+        except InputError as err:
+            jobs.corrupt.append(str(err))
+            continue
+        if bad := _not_finite(metrics):
+            jobs.not_finite.append(f"{job_dir.name}: {bad} (left out of the means)")
+            continue
+        metrics["job"] = job_dir.name
+        metrics["folder"] = str(job_dir)
+        metrics["setting"] = setting_of(job_config(job_dir))
+        jobs.done.append(metrics)
     expected = expected_job_count(multirun_dir)
-    missing = max(0, expected - len(job_dirs)) if expected is not None else 0
-    return StudyJobs(done, failed, missing, corrupt)
+    jobs.missing = max(0, expected - len(job_dirs)) if expected is not None else 0
+    return jobs
+
+
+# Keys that differ between runs of one setting: seeds, where files go, how fast it ran.
+RUN_SPECIFIC = ("seed", "paths", "ckpt_path", "task_name", "threads", "data.loader", "callbacks",
+                "logger", "hydra", "trainer.enable_progress_bar", "trainer.enable_model_summary",
+                "trainer.default_root_dir")  # fmt: skip
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(node, dict):
+        out: dict[str, str] = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: json.dumps(node, sort_keys=True, default=str)}
+
+
+def setting_of(config: dict[str, Any] | None) -> dict[str, str] | None:
+    """A job's setting: its flattened configuration without the seed and run-specific keys."""
+    if config is None:
+        return None
+    flat = _flatten(config)
+    return {
+        k: v
+        for k, v in flat.items()
+        if not any(k == key or k.startswith(f"{key}.") for key in RUN_SPECIFIC)
+    }
+
+
+def name_rows(jobs: Sequence[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Set each job's `row`: its cell, plus the differing keys when jobs of one cell have different
+    settings (they are not seeds of one setting). Refuses a seed that appears twice in one row.
+    Returns, for every key whose value differs between rows, {row: value}."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for job in jobs:
+        cell = job.get("cell", job.get("stage", "?"))
+        setting = job["setting"]
+        frozen = json.dumps(setting, sort_keys=True) if setting is not None else ""
+        groups.setdefault((cell, frozen), []).append(job)
+    by_cell: dict[str, list[tuple[str, str]]] = {}
+    for cell, frozen in groups:
+        by_cell.setdefault(cell, []).append((cell, frozen))
+    row_setting: dict[str, dict[str, str]] = {}
+    for cell, keys in by_cell.items():
+        settings = [json.loads(frozen) if frozen else {} for _, frozen in keys]
+        differing = sorted(
+            {k for a in settings for b in settings for k in a if a.get(k) != b.get(k)}
+        )
+        for key, setting in zip(keys, settings, strict=True):
+            name = cell
+            if len(keys) > 1:
+                shown = ", ".join(f"{k}={setting.get(k, '-')}" for k in differing[:3])
+                more = f", +{len(differing) - 3} more" if len(differing) > 3 else ""
+                name = (
+                    f"{cell} [{shown}{more}]" if shown else f"{cell} [setting {len(row_setting)}]"
+                )
+            seen: dict[int, str] = {}
+            for job in groups[key]:
+                seed = job.get("seed", 0)
+                if seed in seen:
+                    raise InputError(
+                        f"row {name}: seed {seed} appears twice, in {seen[seed]} and "
+                        f"{job['folder']} (the same setting and seed run twice); report the "
+                        "sweeps apart or remove one"
+                    )
+                seen[seed] = job["folder"]
+                job["row"] = name
+            row_setting[name] = settings[keys.index(key)] if key[1] else {}
+    all_keys = sorted({k for setting in row_setting.values() for k in setting})
+    differs = {}
+    for key in all_keys:
+        values = {row: setting.get(key, "-") for row, setting in row_setting.items() if setting}
+        if len(set(values.values())) > 1:
+            differs[key] = values
+    return differs
 
 
 def _no_jobs_error(multirun_dir: Path, jobs: StudyJobs) -> InputError:
@@ -174,36 +281,32 @@ def _no_jobs_error(multirun_dir: Path, jobs: StudyJobs) -> InputError:
 
 
 def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
-    """Rows in sweep order: one per (cell, test set); then test-time variants.
+    """Rows in sweep order: one per setting (see `name_rows`); then test-time variants.
 
-    With one cell (e.g. bnneck_metrics) every variant is a row; with several cells (the ablation),
-    the variants of the last cell follow as extra rows (e.g. `center_loss+rerank`).
+    With one row (e.g. bnneck_metrics) every variant is a row; with several (the ablation), the
+    variants of the last one follow as extra rows (e.g. `center_loss+rerank`).
     """
-    rows: dict[tuple[str, str], Row] = {}
-    cells = list(dict.fromkeys(job.get("cell", job.get("stage", "?")) for job in jobs))
+    rows: dict[str, Row] = {}
+    names = list(dict.fromkeys(job["row"] for job in jobs))
 
-    def add(name: str, test_set: str, metrics: dict[str, float], job: dict[str, Any]) -> None:
+    def add(name: str, per_set: dict[str, dict[str, float]], job: dict[str, Any]) -> None:
         trained_on = "+".join(job.get("train_sets", []))
-        row = rows.setdefault((name, test_set), Row(name, test_set, trained_on))
-        seed = job.get("seed", 0)
-        for key in (*SHOWN, "rank5", "rank10", "mINP"):
-            if key in metrics:
-                row.values.setdefault(key, []).append(float(metrics[key]))
-        row.seeds.append(seed)
+        row = rows.setdefault(name, Row(name, trained_on))
+        for test_set, metrics in per_set.items():
+            values = row.values.setdefault(test_set, {})
+            for key in (*SHOWN, "rank5", "rank10", "mINP"):
+                if isinstance(metrics.get(key), (int, float)) and math.isfinite(metrics[key]):
+                    values.setdefault(key, []).append(float(metrics[key]))
+        row.seeds.append(job.get("seed", 0))
 
     for job in jobs:
-        cell = job.get("cell", job.get("stage", "?"))
-        if len(cells) > 1 or not job.get("variants"):
-            for test_set, metrics in job.get("test_sets", {}).items():
-                add(cell, test_set, metrics, job)
+        if (len(names) > 1 or not job.get("variants")) and job.get("test_sets"):
+            add(job["row"], job["test_sets"], job)
     for job in jobs:
-        cell = job.get("cell", job.get("stage", "?"))
-        if len(cells) > 1 and cell != cells[-1]:
+        if len(names) > 1 and job["row"] != names[-1]:
             continue
         for variant, per_set in (job.get("variants") or {}).items():
-            name = f"{cell}+{variant}" if len(cells) > 1 else variant
-            for test_set, metrics in per_set.items():
-                add(name, test_set, metrics, job)
+            add(f"{job['row']}+{variant}" if len(names) > 1 else variant, per_set, job)
     return list(rows.values())
 
 
@@ -211,40 +314,56 @@ def _pct(value: float) -> str:
     return "-" if math.isnan(value) else f"{100 * value:.1f}"
 
 
-def _mean_std(row: Row, key: str) -> str:
-    std = row.std(key)
-    return _pct(row.mean(key)) + ("" if math.isnan(std) else f" ± {100 * std:.1f}")
+def _mean_std(row: Row, test_set: str, key: str) -> str:
+    std = row.std(test_set, key)
+    return _pct(row.mean(test_set, key)) + ("" if math.isnan(std) else f" ± {100 * std:.1f}")
 
 
-def _delta(row: Row, prev: Row | None, key: str) -> tuple[str, bool | None]:
-    """Delta to the previous row in points, and whether it lies within the seeds' noise."""
+def _delta(row: Row, prev: Row | None, test_set: str, key: str) -> str:
+    """Delta to the previous row in points: `~` within the seeds' noise, `?` noise unknown (a row
+    with one seed), no mark outside the noise."""
     if prev is None:
-        return "", None
-    delta = row.mean(key) - prev.mean(key)
-    noise = math.hypot(row.std(key), prev.std(key))
-    within = None if math.isnan(noise) else abs(delta) <= noise
-    return f"{100 * delta:+.1f}{' ~' if within else ''}", within
+        return ""
+    delta = row.mean(test_set, key) - prev.mean(test_set, key)
+    if math.isnan(delta):
+        return "-"
+    noise = math.hypot(row.std(test_set, key), prev.std(test_set, key))
+    mark = " ?" if math.isnan(noise) else (" ~" if abs(delta) <= noise else "")
+    return f"{100 * delta:+.1f}{mark}"
+
+
+def test_set_names(rows: Sequence[Row]) -> list[str]:
+    return list(dict.fromkeys(name for row in rows for name in row.values))
 
 
 def table_records(rows: Sequence[Row]) -> list[dict[str, str]]:
-    """One dict per row with the columns of the markdown/CSV table."""
-    records, prev_by_set = [], {}
-    cross_domain = not all(r.in_domain for r in rows)
-    for row in rows:
-        prev = prev_by_set.get((row.test_set, row.trained_on))
-        record = {"row": row.name, "test set": row.test_set}
+    """One dict per row with the columns of the markdown/CSV table: one column group per test set
+    (named `SET rank1`, ... when there are several)."""
+    test_sets = test_set_names(rows)
+    single = len(test_sets) == 1
+    cross_domain = not all(r.in_domain(t) for r in rows for t in r.values)
+    records = []
+    for i, row in enumerate(rows):
+        record = {"row": row.name}
+        if single:
+            record["test set"] = test_sets[0]
         if cross_domain:
             record["trained on"] = row.trained_on
         record["seeds"] = str(len(row.seeds))
-        for key in SHOWN:
-            record[key] = _mean_std(row, key)
-            record[f"Δ {key}"] = _delta(row, prev, key)[0]
-        paper = published(row.test_set, row.name)
-        record["paper R1/mAP"] = (
-            f"{paper[0]:.1f} / {paper[1]:.1f}" if paper and row.in_domain else ""
-        )
+        for test_set in test_sets:
+            prefix = "" if single else f"{test_set} "
+            earlier = [
+                r for r in rows[:i] if r.trained_on == row.trained_on and test_set in r.values
+            ]
+            prev = earlier[-1] if earlier and test_set in row.values else None
+            for key in (*SHOWN, "mINP"):
+                record[f"{prefix}{key}"] = _mean_std(row, test_set, key)
+                record[f"{prefix}Δ {key}"] = _delta(row, prev, test_set, key)
+            paper = published(test_set, row.name)
+            record[f"{prefix}paper R1/mAP"] = (
+                f"{paper[0]:.1f} / {paper[1]:.1f}" if paper and row.in_domain(test_set) else ""
+            )
         records.append(record)
-        prev_by_set[(row.test_set, row.trained_on)] = row
     return records
 
 
@@ -256,6 +375,7 @@ def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
     jobs = collect_jobs(multirun_dir)
     if not jobs.done:
         raise _no_jobs_error(multirun_dir, jobs)
+    differs = name_rows(jobs.done)
     rows = build_rows(jobs.done)
     if not rows:
         raise InputError(
@@ -263,29 +383,42 @@ def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
             "(expected jobs trained with run_test=true)"
         )
     records = table_records(rows)
-    columns = list(records[0])
+    columns = list(dict.fromkeys(c for r in records for c in r))
 
     lines = [f"# Study report: {multirun_dir}", ""]
     lines += [
         f"{len(jobs.done)} finished jobs; metrics in % (mean ± std over seeds). "
         "Δ: change from the previous row on the same test set and training set; `~` marks a "
-        "change within the seed noise (|Δ| <= sqrt(std_prev² + std_row²)).",
+        "change within the seed noise (|Δ| <= sqrt(std_prev² + std_row²)); `?` a change of "
+        "unknown noise (a row with one seed): neither within the noise nor beyond it.",
         "",
         "| " + " | ".join(columns) + " |",
         "|" + "---|" * len(columns),
     ]
-    lines += ["| " + " | ".join(r[c] for c in columns) + " |" for r in records]
-    if jobs.failed or jobs.missing or jobs.corrupt:
+    lines += ["| " + " | ".join(r.get(c, "") for c in columns) + " |" for r in records]
+    if differs:
+        lines += ["", "## Settings that differ between rows", ""]
+        lines += [
+            f"- {key}: " + "; ".join(f"{row}: {value}" for row, value in values.items())
+            for key, values in differs.items()
+        ]
+    if jobs.failed or jobs.missing or jobs.corrupt or jobs.not_finite:
         lines += ["", "## Missing or failed jobs", ""]
-        lines += [f"- {name}: no metrics.json (failed or still running)" for name in jobs.failed]
+        lines += [
+            f"- {name}: failed: {jobs.errors[name]}"
+            if name in jobs.errors
+            else f"- {name}: no metrics.json (failed or still running)"
+            for name in jobs.failed
+        ]
         lines += [f"- {problem}" for problem in jobs.corrupt]
+        lines += [f"- {problem}" for problem in jobs.not_finite]
         if jobs.missing:
             lines.append(f"- {jobs.missing} job(s) of the sweep never started")
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(lines) + "\n")
     with open(out_dir / "report.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer = csv.DictWriter(fh, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(records)
     study = multirun_dir.resolve().parent.parent.name  # <log_dir>/<task>/multirun/<date>
@@ -294,21 +427,21 @@ def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
 
 
 def plot_rows(rows: Sequence[Row], out_png: Path, title: str = "") -> Path:
-    """Grouped bars of rank-1 and mAP per row, with seed std as error bars."""
+    """Grouped bars of rank-1 and mAP per row and test set, with seed std as error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [
-        r.name if r.test_set == rows[0].test_set else f"{r.name}\n({r.test_set})" for r in rows
-    ]
-    x = range(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows)), 4))
+    test_sets = test_set_names(rows)
+    bars = [(r, t) for r in rows for t in test_sets if t in r.values]
+    labels = [r.name if len(test_sets) == 1 else f"{r.name}\n({t})" for r, t in bars]
+    x = range(len(bars))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(bars)), 4))
     width = 0.38
     for offset, key in ((-width / 2, "rank1"), (width / 2, "mAP")):
-        means = [100 * r.mean(key) for r in rows]
-        stds = [0 if math.isnan(r.std(key)) else 100 * r.std(key) for r in rows]
+        means = [100 * r.mean(t, key) for r, t in bars]
+        stds = [0 if math.isnan(r.std(t, key)) else 100 * r.std(t, key) for r, t in bars]
         ax.bar([i + offset for i in x], means, width, yerr=stds, capsize=3, label=key)
     ax.set_xticks(list(x), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("%")

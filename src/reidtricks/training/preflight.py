@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from reidtricks.data.splits import ReIDItem
 from reidtricks.errors import InputError
+from reidtricks.validate import require_int
 
 log = logging.getLogger("reidtricks")
 
@@ -59,6 +60,35 @@ def warn_small_identities(train_items: Sequence[ReIDItem], k: int) -> int:
             k,
         )
     return small
+
+
+def check_run_settings(cfg: DictConfig) -> None:
+    """The run's own keys (trainer.max_epochs, threads) checked, and one warning each for a
+    schedule that lies beyond max_epochs or a loss whose every weight is 0."""
+    max_epochs = cfg.trainer.get("max_epochs")
+    if max_epochs is not None:  # Lightning reads -1 as "train forever"
+        require_int("trainer.max_epochs", max_epochs, minimum=0)
+    if cfg.get("threads") is not None:
+        require_int("threads", cfg.threads, minimum=1)
+    optim, loss = cfg.get("optim") or {}, cfg.get("loss") or {}
+    if max_epochs:
+        late = [m for m in optim.get("milestones") or [] if m >= max_epochs]
+        if late:
+            log.warning(
+                "optim.milestones %s: at or beyond trainer.max_epochs=%d, the LR never drops there",
+                late,
+                max_epochs,
+            )
+        if optim.get("warmup") and optim.get("warmup_epochs", 0) > max_epochs:
+            log.warning(
+                "optim.warmup_epochs=%d: beyond trainer.max_epochs=%d, training ends inside the "
+                "warmup",
+                optim.warmup_epochs,
+                max_epochs,
+            )
+    weights = ("id_weight", "triplet_weight", "center_weight")
+    if loss and all(not loss.get(w) for w in weights):
+        log.warning("loss.%s are all 0: the loss is 0 and nothing is learned", "/".join(weights))
 
 
 def check_before_training(cfg: DictConfig, datamodule: Any) -> None:

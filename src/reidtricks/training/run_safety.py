@@ -15,10 +15,19 @@ import torch
 from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from reidtricks.errors import InputError
+from reidtricks.errors import InputError, UnwritableOutputError, error_summary
 from reidtricks.inference.checkpoint import load_checkpoint
 
 LOCK_NAME = ".run.lock"
+# What a command leaves in its folder: a folder holding any of these holds a run.
+RUN_MARKERS = (LOCK_NAME, ".hydra", "checkpoints", "metrics.json", "multirun.yaml", "parity.json",
+               "features.npz", "ranking.csv")  # fmt: skip
+
+
+def run_markers(folder: str | Path) -> list[str]:
+    """The entries of `folder` that show it holds a run (empty for a new or unrelated folder)."""
+    folder = Path(folder)
+    return [name for name in RUN_MARKERS if (folder / name).exists()]
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
@@ -33,6 +42,14 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch's zip writer reports a full disk as such
+        tmp.unlink(missing_ok=True)
+        if not isinstance(err, OSError) and "write" not in str(err):
+            raise
+        kept = f"; the previous {path.name} is kept" if path.exists() else ""
+        raise UnwritableOutputError(
+            f"{path}: cannot write the checkpoint ({error_summary(err)}){kept}"
+        ) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -83,7 +100,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _is_secondary_rank() -> bool:
+def is_secondary_rank() -> bool:
     """A DDP process other than global rank 0 (Lightning, torchrun and SLURM set these)."""
     for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
         value = os.environ.get(name, "")
@@ -92,13 +109,59 @@ def _is_secondary_rank() -> bool:
     return False
 
 
+def live_owner(output_dir: str | Path) -> int | None:
+    """The pid of another live process holding `output_dir`'s claim, or None."""
+    try:
+        owner = int((Path(output_dir) / LOCK_NAME).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    return owner if owner and owner != os.getpid() and _pid_alive(owner) else None
+
+
+def check_creatable(key: str, folder: str | Path) -> None:
+    """One-line error unless `folder` is a folder, or can be made one: its nearest existing parent
+    must be a writable folder."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(
+            f"{key}={folder}: {existing} is a file; expected a folder to write runs in"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{key}={folder}: {existing} is not writable; give a folder you can write")
+
+
+def refuse_taken_folder(key: str, folder: str | Path, resume_from: str | None = None) -> None:
+    """One-line error if `folder` holds a run (or is not a folder): a command never writes into
+    another run's folder. A resume from a checkpoint inside a folder no live run holds may
+    continue there."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{key}={folder}: is a file; expected a folder for the run's outputs")
+    markers = run_markers(folder)
+    if not markers:
+        return
+    owner = live_owner(folder)
+    if owner is None and resume_from and "://" not in resume_from:
+        inside = Path(resume_from).resolve().is_relative_to(folder.resolve())
+        if inside:
+            return
+    what = f"is in use by another run (pid {owner})" if owner else "holds another run"
+    raise InputError(
+        f"{key}={folder}: {what} ({', '.join(markers)}); a run folder is never written by "
+        "another command: give a new folder (or leave it unset for a fresh one)"
+    )
+
+
 @contextlib.contextmanager
 def claimed_run_dir(output_dir: str | Path) -> Iterator[Path]:
     """Hold `output_dir` for this run: a second live run in the same folder fails with one line
     instead of overwriting its metrics and checkpoints. A lock left by a dead process is taken."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if _is_secondary_rank():  # DDP ranks > 0 share the folder of rank 0, which holds it
+    if is_secondary_rank():  # DDP ranks > 0 share the folder of rank 0, which holds it
         yield output_dir
         return
     lock = output_dir / LOCK_NAME
@@ -107,11 +170,8 @@ def claimed_run_dir(output_dir: str | Path) -> Iterator[Path]:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             break
         except FileExistsError:
-            try:
-                owner = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                owner = 0
-            if owner and owner != os.getpid() and _pid_alive(owner):
+            owner = live_owner(output_dir)
+            if owner:
                 raise InputError(
                     f"run folder {output_dir} is in use by another run (pid {owner}); "
                     "start this run in another folder (hydra.run.dir=...)"
@@ -154,6 +214,34 @@ def resolve_resume_path(ckpt_path: str | None, log_dir: str | Path, task_name: s
         path = Path(text)
     load_checkpoint(path)  # one-line errors for missing, pickled or foreign files
     return path
+
+
+def _shape(value: Any) -> str:
+    return f"shape {list(value.shape)}" if isinstance(value, torch.Tensor) else "missing"
+
+
+def check_resume_fits(path: Path, module: torch.nn.Module, max_epochs: int | None) -> None:
+    """One-line error when the checkpoint cannot continue into this run: its weights do not fit
+    the network (another backbone or class count), or max_epochs is below its finished epochs."""
+    checkpoint = load_checkpoint(path)
+    stored = checkpoint["reidtricks"].get("config")
+    model = stored.get("model", {}) if isinstance(stored, dict) else {}
+    backbone = model.get("backbone", "?") if isinstance(model, dict) else "?"
+    theirs, ours = checkpoint["state_dict"], module.state_dict()
+    for key in sorted(set(theirs) | set(ours)):
+        stored_shape, own_shape = _shape(theirs.get(key)), _shape(ours.get(key))
+        if stored_shape != own_shape:
+            raise InputError(
+                f"ckpt_path={path}: its weights do not fit this run's network ({key}: "
+                f"{stored_shape} in the checkpoint of backbone {backbone}, {own_shape} here); "
+                "resume with the checkpoint's model and data (the same backbone and identities)"
+            )
+    done = int(checkpoint.get("epoch", -1)) + 1
+    if max_epochs is not None and max_epochs < done:
+        raise InputError(
+            f"ckpt_path={path}: the checkpoint has finished {done} epochs, beyond "
+            f"trainer.max_epochs={max_epochs}; expected trainer.max_epochs >= {done} to resume"
+        )
 
 
 def link_resumed_run(output_dir: Path, resume_path: Path) -> Path:

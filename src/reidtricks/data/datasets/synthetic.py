@@ -46,6 +46,11 @@ class SyntheticReID:
 
     def load(self) -> ReIDSplits:
         """Generate unless a finished copy exists (a stale generated copy is replaced), then parse."""
+        if Path(self.root).exists() and not Path(self.root).is_dir():
+            raise InputError(
+                f"synthetic root={self.root}: is a file; expected the folder (paths.data_dir) "
+                "to generate the data set in"
+            )
         if not self.is_complete():
             generate_dataset(self.dataset_dir, self.preset, self.seed)
         return read_market_style(self.name, self.dataset_dir, combineall=self.combineall)
