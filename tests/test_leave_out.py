@@ -61,3 +61,25 @@ def test_cells_are_named_after_what_they_leave_out():
         }
     assert cells["none"] == "bot"
     assert len(set(cells.values())) == len(cells)
+
+
+def test_leaving_every_trick_out_is_the_baseline():
+    everything_out = leaves("+trick=center_loss", "+leave_out=all")
+    assert changed(everything_out, leaves("+trick=baseline")) == set()
+
+
+def test_the_transfer_study_tests_every_set_over_all_trials():
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["experiment=transfer_cuhk03", "+trick=center_loss", "+leave_out=rea"],
+            return_hydra_config=True,
+        )
+    assert list(cfg.data.test_sources) == [
+        "cuhk03", "viper", "prid2011", "ilids", "threedpes", "caviar4reid"
+    ]  # fmt: skip
+    assert list(cfg.data.train_sources) == ["cuhk03"] and cfg.data.test_trials == "all"
+    assert cfg.trainer.max_epochs == 30 and cfg.cell == "bot_no_rea"
+    swept = cfg.hydra.sweeper.params
+    assert swept["+trick"] == "center_loss"
+    assert set(swept["+leave_out"].split(",")) == {"all", "none", *PREDECESSOR}
