@@ -86,6 +86,13 @@ def test_trial_sets_extract_the_union_of_their_trials_once(tiny_data_dir):
         trial_datamodule(tiny_data_dir, 4)
 
 
+def test_statistics_show_one_table_per_set_and_its_number_of_trials(tiny_data_dir):
+    text = trial_datamodule(tiny_data_dir, "all").statistics()
+    first = TrialSynthetic(tiny_data_dir, split=0).load().statistics_table()
+    assert text.count(first) == 1 and "(+ 2 more trials)" in text
+    assert text.count("\ntrialsyn\n") + text.startswith("trialsyn\n") == 1
+
+
 def reference_metrics(feats: dict[str, np.ndarray], query, gallery, metric: str) -> dict:
     """One trial scored alone: distances written out, then the per-query NumPy reference."""
     qf = np.stack([feats[path] for path, _, _ in query]).astype(np.float64)

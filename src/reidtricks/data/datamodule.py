@@ -159,8 +159,19 @@ class ReIDDataModule(pl.LightningDataModule):
         return [(split, self._load(with_split(source, split))) for split in ids]
 
     def statistics(self) -> str:
-        """Per-dataset statistics tables (ids, images, cameras per split)."""
-        return "\n".join(s.statistics_table() for s in self._splits.values())
+        """Per-dataset statistics tables (ids, images, cameras per split); a set scored over
+        several trials shows its first trial's table and how many more trials it has."""
+        tables: dict[str, str] = {}
+        more: dict[str, int] = {}
+        for splits in self._splits.values():
+            if splits.name in tables:
+                more[splits.name] = more.get(splits.name, 0) + 1
+            else:
+                tables[splits.name] = splits.statistics_table()
+        return "\n".join(
+            table + (f"\n  (+ {more[name]} more trials)" if name in more else "")
+            for name, table in tables.items()
+        )
 
     # -- loaders -------------------------------------------------------------------------------
     def _loader_kwargs(self) -> dict[str, Any]:
