@@ -14,11 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import compose_evaluate, tiny_overrides
-from reidtricks.cli.app import config_dir
+from helpers import compose_evaluate, compose_train, tiny_overrides
 from reidtricks.cli.train import train
 from reidtricks.data.datamodule import TestSet
 from reidtricks.errors import InputError
@@ -29,14 +27,9 @@ from reidtricks.training.run_safety import atomic_torch_save, claimed_run_dir, r
 REPO = Path(__file__).resolve().parents[1]
 
 
-def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
-
-
 def short_run(data_dir: Path, out: Path, *extra: str):
     """The tiny demo config: 2 batches per epoch, no validation unless asked."""
-    return compose_cfg(
+    return compose_train(
         *tiny_overrides(data_dir, out),
         "++trainer.limit_train_batches=2",
         "trainer.check_val_every_n_epoch=100",

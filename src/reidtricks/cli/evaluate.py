@@ -63,6 +63,8 @@ def build_test_datamodule(cfg: DictConfig, checkpoint: dict[str, Any]) -> ReIDDa
         sampler={"p": 1, "k": 1},
         transform={**size, **stats},
         loader=OmegaConf.to_container(cfg.loader, resolve=True),
+        seed=0,  # no training batches are drawn
+        verify_images=False,
     )
 
 

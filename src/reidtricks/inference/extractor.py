@@ -190,8 +190,8 @@ class FeatureExtractor:
 
     @property
     def metric(self) -> str:
-        """The distance the checkpoint was evaluated with (conf/eval's default without one)."""
-        return (self.spec.eval if self.spec else EvalConfig.defaults()).metric
+        """The distance the checkpoint was evaluated with (EvalConfig's default without one)."""
+        return (self.spec.eval if self.spec else EvalConfig()).metric
 
     def settings(self) -> dict[str, Any]:
         """Plain description of what produces the features (stored beside them and in exports)."""

@@ -46,7 +46,7 @@ class ReIDModule(pl.LightningModule):
         # Typed settings, checked when they were built; loss and optim are needed only to train.
         self.loss_cfg = loss
         self.optim_cfg = optim
-        self.eval_cfg = eval if eval is not None else EvalConfig.defaults()
+        self.eval_cfg = eval if eval is not None else EvalConfig()
         self.channels_last = channels_last
         self.run_info = dict(run_info or {})
         self.center_weight = loss.center_weight if loss is not None else 0.0
