@@ -8,7 +8,6 @@ from omegaconf import OmegaConf
 
 from helpers import compose_train
 
-
 STAGES = ["baseline", "warmup", "rea", "label_smooth", "last_stride", "bnneck", "center_loss"]
 # What each stage must change relative to its predecessor (docs/METHOD.md), besides `stage` itself.
 OWN_KEYS = {

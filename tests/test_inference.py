@@ -237,7 +237,9 @@ def test_export_onnx_matches_pytorch_on_the_tiny_test_set(trained_ckpt, tiny_spl
     assert fixed_session.get_inputs()[0].shape == [3, 3, 64, 32]
     failing = tmp_path / "failing"
     with pytest.raises(ParityError, match=r"parity FAILED: .* kept as .*parity-failed.onnx"):
-        export_checkpoint(command_cfg("export", trained_ckpt, failing, *query_dir, "parity.atol=-1"))
+        export_checkpoint(
+            command_cfg("export", trained_ckpt, failing, *query_dir, "parity.atol=-1")
+        )
     assert not (failing / "model.onnx").exists()
     assert (failing / "model.parity-failed.onnx").is_file()
 

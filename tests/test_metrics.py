@@ -363,13 +363,13 @@ def test_eval_protocol_setting_reaches_the_evaluator():
     cams = torch.from_numpy(rng.integers(0, 3, 60))
     dist = torch.cdist(feats[:20].double(), feats[20:].double()).float()
     for protocol in ("market", "cuhk03"):
-        cfg = replace(EvalConfig.defaults(), metric="euclidean", max_rank=10, protocol=protocol)
+        cfg = replace(EvalConfig(), metric="euclidean", max_rank=10, protocol=protocol)
         got, _ = evaluate_features(feats, pids, cams, 20, cfg)
         want = evaluate(dist, pids[:20], pids[20:], cams[:20], cams[20:], 10, protocol=protocol)
         np.testing.assert_allclose(got.cmc, want.cmc, atol=1e-6)
         assert got.mAP == pytest.approx(want.mAP, abs=1e-6)
     with pytest.raises(ValueError, match="eval.protocol='viper': expected one of"):
-        replace(EvalConfig.defaults(), protocol="viper")
+        replace(EvalConfig(), protocol="viper")
 
 
 @pytest.mark.usefixtures("path")
@@ -391,7 +391,7 @@ def test_worker_threads_run_in_the_callers_inference_mode():
     with torch.inference_mode():
         dist = torch.cdist(qf, gf)
         result = evaluate(dist, q_pids, g_pids, q_cams, g_cams, chunk_size=32, threads=2)
-        reranked = re_rank(qf, gf, k1=6, k2=3, threads=2)
+        reranked = re_rank(qf, gf, k1=6, k2=3, lambda_value=0.3, threads=2)
     expected = evaluate_per_query(
         dist.clone().numpy(), q_pids.numpy(), g_pids.numpy(), q_cams.numpy(), g_cams.numpy()
     )

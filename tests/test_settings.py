@@ -34,7 +34,9 @@ def nested_defaults(cls) -> dict:
     for f in fields(cls):
         assert f.default is not MISSING or f.default_factory is not MISSING, f"{cls}.{f.name}"
         value = f.default if f.default is not MISSING else f.default_factory()
-        out[f.name] = nested_defaults(type(value)) if hasattr(value, "__dataclass_fields__") else value
+        out[f.name] = (
+            nested_defaults(type(value)) if hasattr(value, "__dataclass_fields__") else value
+        )
     return out
 
 
@@ -79,7 +81,11 @@ def test_the_paper_defaults():
     data, model, optim = DataConfig(), ModelConfig(), OptimConfig()
     assert (data.sampler.p, data.sampler.k, data.transform.height, data.transform.width) == (
         16, 4, 256, 128)  # fmt: skip
-    assert (data.transform.pad, data.transform.flip_prob, data.transform.erasing_prob) == (10, 0.5, 0)
+    assert (data.transform.pad, data.transform.flip_prob, data.transform.erasing_prob) == (
+        10,
+        0.5,
+        0,
+    )
     assert (model.backbone, model.last_stride, model.neck) == ("resnet50", 2, "none")
     assert (optim.lr, optim.milestones, optim.warmup) == (3.5e-4, (40, 70), False)
     assert (LossConfig().label_smoothing, LossConfig().center_weight) == (0.0, 0.0)

@@ -57,8 +57,13 @@ class ReIDDataModule(pl.LightningDataModule):
         """Settings as typed configs or as mappings of some of their fields (checked here)."""
         super().__init__()
         settings = DataConfig.from_mapping(
-            {"sampler": sampler, "transform": transform, "loader": loader, "seed": seed,
-             "verify_images": verify_images}  # fmt: skip
+            {
+                "sampler": sampler,
+                "transform": transform,
+                "loader": loader,
+                "seed": seed,
+                "verify_images": verify_images,
+            }
         )
         if not train_sources:
             raise InputError("data.train_sources is empty: name at least one dataset to train on")

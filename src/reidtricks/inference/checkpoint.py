@@ -144,7 +144,9 @@ class CheckpointSpec:
 
     net: NetSpec
     input: InputSpec
-    eval: EvalConfig  # test-time settings it was trained with (EvalConfig defaults fill missing ones)
+    eval: (
+        EvalConfig  # test-time settings it was trained with (EvalConfig defaults fill missing ones)
+    )
     stage: str | None
     data: dict[str, Any]  # the stored data config (plain values, targets checked)
 

@@ -46,7 +46,7 @@ class InferenceNet(nn.Module):
     """Normalised N x 3 x H x W images -> the test-time feature (fp32), averaged with the
     horizontally flipped image when `flip`; the module that extraction runs and ONNX export traces."""
 
-    def __init__(self, net: ReIDNet, feature: str = "before_bn", flip: bool = False) -> None:
+    def __init__(self, net: ReIDNet, feature: str, flip: bool) -> None:
         super().__init__()
         if feature not in FEATURES:
             raise InputError(f"feature={feature!r}: expected one of {FEATURES}")
@@ -124,8 +124,8 @@ class FeatureExtractor:
         self,
         net: ReIDNet,
         input_spec: InputSpec,
-        feature: str = "before_bn",
-        flip: bool = False,
+        feature: str,
+        flip: bool,
         device: str | torch.device = "cpu",
         batch_size: int = 64,
         spec: CheckpointSpec | None = None,

@@ -47,7 +47,6 @@ class LossConfig:
         return typed_config(cls, values, "loss")
 
 
-
 @dataclass(frozen=True)
 class OptimConfig:
     """The optimiser (a Hydra `_partial_` spec), its two parameter groups, and the schedule:
