@@ -3,7 +3,6 @@ full-BoT training on it (its checkpoint, shared by the tests that only read a tr
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,9 @@ import torch
 
 from helpers import compose_train, tiny_overrides
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One intra-op thread: the tests' tensors are small, and on cores shared with other jobs two
+# threads are many times slower (thread hand-offs wait for a busy core).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

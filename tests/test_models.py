@@ -11,15 +11,6 @@ from helpers import new_backbone, new_net
 from reidtricks.models import ReIDNet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: two threads on two cores shared with other jobs are many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def feature_map(backbone, size=(256, 128)):
     with torch.no_grad():
         return backbone.eval()(torch.zeros(1, 3, *size))

@@ -38,6 +38,7 @@ def test_train_refuses_before_writing_anything(override, message, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # a process of its own; the same checks run in-process above
 def test_the_command_refuses_in_one_line_before_hydra_makes_the_run_folder(tmp_path):
     logs = tmp_path / "logs"
     command = [sys.executable, "-m", "reidtricks.train", "experiment=demo",

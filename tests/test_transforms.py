@@ -47,10 +47,10 @@ def _sentinel(c: int = 3, h: int = 256, w: int = 128) -> torch.Tensor:
 # -- random erasing ----------------------------------------------------------------------------
 def test_erasing_statistics():
     torch.manual_seed(0)
-    height, width, n, p = 256, 128, 2000, 0.5
+    height, width, n, p = 256, 128, 1000, 0.5
     lo_a, hi_a, lo_r, hi_r = 0.02, 0.4, 0.3, 3.33
     rea = RandomErasing(p, (lo_a, hi_a), (lo_r, hi_r), fill="zero")
-    img = _sentinel(3, height, width)
+    img = _sentinel(1, height, width)  # the rectangle does not depend on the channels
     boxes = [_erased_box(img, rea(img)) for _ in range(n)]
     assert (img == SENTINEL).all()  # input untouched
     erased = [b for b in boxes if b is not None]
@@ -123,8 +123,8 @@ def test_erasing_probability_extremes_and_rng():
     never = RandomErasing(0.0)
     always = RandomErasing(1.0)
     torch.manual_seed(3)
-    assert all(torch.equal(never(img), img) for _ in range(300))
-    assert all(_erased_box(img, always(img)) is not None for _ in range(300))
+    assert all(torch.equal(never(img), img) for _ in range(100))
+    assert all(_erased_box(img, always(img)) is not None for _ in range(100))
     # torch's RNG drives it: same seed, same rectangle
     torch.manual_seed(4)
     a = always(img)
