@@ -3,11 +3,14 @@ and networks built with the model settings' defaults (no ImageNet download)."""
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 from reidtricks.cli.app import config_dir
@@ -16,11 +19,20 @@ from reidtricks.models.settings import ModelConfig
 
 
 def compose_config(name: str, *overrides: str, hydra_cfg: bool = False) -> DictConfig:
-    """conf/NAME.yaml with the overrides (the hydra node too with hydra_cfg=True)."""
+    """conf/NAME.yaml with the overrides (the hydra node too with hydra_cfg=True): a fresh copy
+    of a config composed once per session (composing is the slow part of many tests)."""
+    return copy.deepcopy(_composed(name, overrides, hydra_cfg))
+
+
+@functools.cache
+def _composed(name: str, overrides: tuple[str, ...], hydra_cfg: bool) -> DictConfig:
     import reidtricks.cli.evaluate  # noqa: F401  (registers evaluate's eval node)
 
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(name, overrides=list(overrides), return_hydra_config=hydra_cfg)
+    if (
+        not GlobalHydra.instance().is_initialized()
+    ):  # once per session: conf/ as the commands see it
+        initialize_config_dir(config_dir=config_dir(), version_base="1.3")
+    return compose(name, overrides=list(overrides), return_hydra_config=hydra_cfg)
 
 
 def compose_train(*overrides: str, hydra_cfg: bool = False) -> DictConfig:
