@@ -12,7 +12,10 @@ import pytest
 
 from helpers import compose_train, tiny_overrides
 from reidtricks.cli.train import train
+from reidtricks.data.settings import DataConfig
 from reidtricks.errors import InputError
+from reidtricks.models.settings import ModelConfig
+from reidtricks.training.settings import check_run_settings
 
 REPO = Path(__file__).resolve().parents[1]
 BAD = [
@@ -36,6 +39,15 @@ def test_train_refuses_before_writing_anything(override, message, tmp_path):
     assert str(err.value).startswith(message)
     assert "\n" not in str(err.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_datasets_are_left_to_their_classes():
+    """A dataset field still to be given (`root: ???` of conf/dataset/folder.yaml) or one the
+    settings do not know (`split`) is not the start-up check's business."""
+    cfg = compose_train("data=folder", "+data.train_sources.folder.split=a")
+    checked = check_run_settings(cfg)
+    assert checked["data"] == DataConfig(seed=0)
+    assert checked["model"] == ModelConfig()
 
 
 @pytest.mark.slow  # a process of its own; the same checks run in-process above

@@ -62,6 +62,10 @@ class TransformConfig:
         require_number("data.transform.flip_prob", self.flip_prob, 0.0, 1.0)
         require_int("data.transform.pad", self.pad, minimum=0)
         require_number("data.transform.erasing_prob", self.erasing_prob, 0.0, 1.0)
+        for name in ("erasing_area", "erasing_aspect", "erasing_fill"):  # YAML lists as tuples
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
         object.__setattr__(self, "mean", _rgb("data.transform.mean", self.mean, False))
         object.__setattr__(self, "std", _rgb("data.transform.std", self.std, True))
         try:  # the erasing ranges and fill are checked by the class that uses them

@@ -1,6 +1,6 @@
-"""The loss and optimiser settings as typed, checked objects. Their field defaults are the one place
-for the defaults (every trick off); conf/loss and conf/optim build on them (docs/METHOD.md,
-"Losses" and "Optimiser and LR schedule")."""
+"""The loss and optimiser settings as typed, checked objects, and the check of a run's settings.
+Their field defaults are the one place for the defaults (every trick off); conf/loss and conf/optim
+build on them (docs/METHOD.md, "Losses" and "Optimiser and LR schedule")."""
 
 from __future__ import annotations
 
@@ -103,12 +103,15 @@ class OptimConfig:
         return typed_config(cls, values, "optim")
 
 
+def plain(node: Any) -> Any:
+    """A config node as plain, resolved values (a scalar as it is)."""
+    if isinstance(node, DictConfig | ListConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
 def typed_settings(cfg: DictConfig) -> dict[str, Any]:
     """The loss, optim, eval and eval_variants groups as checked, typed settings for ReIDModule."""
-
-    def plain(node: Any) -> Any:
-        return OmegaConf.to_container(node, resolve=True)
-
     eval_cfg = EvalConfig.from_mapping(plain(cfg.eval))
     variants = plain(cfg.eval_variants) if cfg.get("eval_variants") else {}
     return {
@@ -127,14 +130,8 @@ def data_settings(cfg: DictConfig) -> DataConfig:
     node = cfg.get("data")
     if not isinstance(node, DictConfig):
         raise InputError(f"data={node!r}: expected a data config (data=NAME, see conf/data)")
-    values = {
-        key: OmegaConf.to_container(value, resolve=True)
-        if isinstance(value, DictConfig | ListConfig)
-        else value
-        for key, value in node.items_ex(resolve=True)
-        if key not in NON_SETTING_KEYS
-    }
-    return DataConfig.from_mapping(values)
+    # The datasets are left unresolved: a `???` there is their own class's business.
+    return DataConfig.from_mapping({k: plain(node[k]) for k in node if k not in NON_SETTING_KEYS})
 
 
 def model_settings(cfg: DictConfig) -> ModelConfig:
@@ -142,7 +139,7 @@ def model_settings(cfg: DictConfig) -> ModelConfig:
     node = cfg.get("model")
     if not isinstance(node, DictConfig):
         raise InputError(f"model={node!r}: expected a model config (model=NAME, see conf/model)")
-    return ModelConfig.from_mapping(OmegaConf.to_container(node, resolve=True))
+    return ModelConfig.from_mapping(plain(node))
 
 
 def check_run_settings(cfg: DictConfig) -> dict[str, Any]:
