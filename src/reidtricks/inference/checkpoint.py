@@ -99,6 +99,14 @@ class NetSpec:
     def num_classes(self) -> int:
         return self.args["num_classes"]
 
+    @property
+    def last_stride(self) -> int:
+        return self.args["last_stride"]
+
+    @property
+    def neck(self) -> str:
+        return self.args["neck"]
+
     def build(self) -> ReIDNet:
         """The network with random weights (no ImageNet download); the checkpoint fills them."""
         return build_reid_net(**{**self.args, "pretrained": False, "pretrained_path": None})
