@@ -15,6 +15,7 @@ from helpers import compose_train, new_net
 from reidtricks.data import datasets
 from reidtricks.data.splits import ReIDSplits
 from reidtricks.errors import InputError
+from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.inference.checkpoint import (
     build_net_from_checkpoint,
     checkpoint_spec,
@@ -52,6 +53,22 @@ def test_a_checkpoint_without_model_args_still_loads():
         "pretrained": False, "pretrained_path": None, "pretrained_key_map": "by_name",
     }  # fmt: skip
     assert same_weights(build_net_from_checkpoint(old), net)
+
+
+def test_reading_a_checkpoint_needs_no_conf_folder(monkeypatch):
+    """Missing test-time settings take EvalConfig's defaults, not conf/ composed at run time."""
+    import reidtricks.cli.app as app
+
+    old = checkpoint_of(new_net("resnet18", 5), plain_config("+trick=bnneck"), num_classes=5)
+    del old["reidtricks"]["config"]["eval"]["k1"]
+
+    def no_conf() -> str:
+        raise AssertionError("conf/ was read")
+
+    monkeypatch.setattr(app, "config_dir", no_conf)
+    spec = checkpoint_spec(old)
+    assert spec.eval == EvalConfig(feature="after_bn", metric="cosine")
+    assert spec.eval.k1 == 20
 
 
 def test_model_args_are_stored_whole_and_rebuild_the_network():
