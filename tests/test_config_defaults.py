@@ -328,7 +328,11 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def composed(*overrides: str) -> dict[str, Any]:
-    return flatten(OmegaConf.to_container(compose_train(*overrides, *PATHS), resolve=True))
+    """The resolved config, with the paths set last (as command-line overrides would set them)."""
+    cfg = compose_train(*overrides)
+    for item in PATHS:
+        OmegaConf.update(cfg, *item.split("=", 1))
+    return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 
 def expected(case: str) -> dict[str, Any]:
