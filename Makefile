@@ -20,9 +20,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The edit-test loop: everything but the tests that train models or run sweeps (marked slow).
+# The edit-test loop (under a minute, offline): everything but the tests that train models or run
+# sweeps (slow), download (network) or read ../shared/data (real_data).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not network and not real_data"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts

@@ -27,10 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reidtricks.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from reidtricks.data.settings import IMAGENET_MEAN, IMAGENET_STD
 from reidtricks.inference import FeatureExtractor
 from reidtricks.inference.checkpoint import InputSpec, NetSpec
 from reidtricks.inference.onnx_export import export_onnx, onnx_session, run_onnx
+from reidtricks.models.settings import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ def timed_rate(run, images: int, min_time: float) -> float:
 
 def bench_model(model: Model, batch: int, rounds: int, min_time: float, threads: int) -> dict:
     """Median images/s of both backends over alternating rounds, and their feature difference."""
-    net = NetSpec(model.backbone, 1, "bnneck", model.num_classes).build()
+    args = {"backbone": model.backbone, "num_classes": model.num_classes, "last_stride": 1}
+    net = NetSpec({**ModelConfig(neck="bnneck").as_kwargs(), **args}).build()
     spec = InputSpec(model.height, model.width, IMAGENET_MEAN, IMAGENET_STD)
     extractor = FeatureExtractor(net, spec, feature="after_bn", flip=False, batch_size=batch)
     x = torch.randn(batch, 3, model.height, model.width, generator=torch.Generator().manual_seed(0))
@@ -98,7 +100,7 @@ def bench_preprocessing(model: Model, count: int = 128) -> float:
     from reidtricks.data.image_dataset import read_image
     from reidtricks.data.transforms import build_test_transform
 
-    transform = build_test_transform(model.height, model.width)
+    transform = build_test_transform(model.height, model.width, IMAGENET_MEAN, IMAGENET_STD)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         paths = []

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import torch
 
 from reidtricks.losses import CenterLoss, batch_hard_triplet_loss, cross_entropy_loss
 from reidtricks.models import build_reid_net
+from reidtricks.models.settings import ModelConfig
 from reidtricks.training.optim import build_param_groups
 
 
 def step_time(args, channels_last: bool, dtype: torch.dtype | None, device: str) -> float:
     torch.manual_seed(0)
-    net = build_reid_net(args.backbone, num_classes=751, last_stride=1, neck="bnneck").to(device)
+    net = build_reid_net(
+        num_classes=751,
+        **replace(ModelConfig(), backbone=args.backbone, last_stride=1, neck="bnneck").as_kwargs(),
+    ).to(device)
     center = CenterLoss(751, net.feat_dim).to(device)
     opt = torch.optim.Adam(build_param_groups(net, 3.5e-4, 5e-4))
     x = torch.randn(args.batch, 3, args.height, args.width, device=device)
@@ -35,7 +40,7 @@ def step_time(args, channels_last: bool, dtype: torch.dtype | None, device: str)
         ):
             out = net(x)
         loss = cross_entropy_loss(out.logits, y, 0.1) + batch_hard_triplet_loss(
-            out.feat_before_bn, y
+            out.feat_before_bn, y, 0.3, soft_margin=False, normalize_features=False
         )
         loss = loss + 0.0005 * center(out.feat_before_bn.float(), y)
         opt.zero_grad()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
-from reidtricks.cli.app import config_dir
+from helpers import compose_train
 
 STAGES = ["baseline", "warmup", "rea", "label_smooth", "last_stride", "bnneck", "center_loss"]
 # What each stage must change relative to its predecessor (docs/METHOD.md), besides `stage` itself.
@@ -20,11 +19,6 @@ OWN_KEYS = {
     "center_loss": {"loss.center_weight": 0.0005},
     "rerank": {"eval.rerank": True},
 }
-
-
-def compose_train(*overrides: str, hydra_cfg: bool = False):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose("train", overrides=list(overrides), return_hydra_config=hydra_cfg)
 
 
 def flatten(node, prefix: str = "") -> dict[str, object]:

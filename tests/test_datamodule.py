@@ -18,6 +18,7 @@ def make_datamodule(root, p=4, k=4, **sources) -> ReIDDataModule:
         transform={"height": 64, "width": 32, "pad": 3, "erasing_prob": 0.5},
         loader={"num_workers": 0, "test_batch_size": 32},
         seed=0,
+        verify_images=False,
     )
 
 

@@ -13,11 +13,9 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-from conftest import compose_evaluate, tiny_overrides
-from reidtricks.cli.app import config_dir
+from helpers import compose_evaluate, compose_train, tiny_overrides
 from reidtricks.data.sampler import PKBatchSampler
 from reidtricks.training.ddp import (
     isolated_ddp_job,
@@ -40,8 +38,7 @@ def test_patch_targets_the_function_lightning_calls():
 
 
 def test_child_command_runs_only_the_current_job(tmp_path):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=["seed=3", "+trick=warmup"], return_hydra_config=True)
+    cfg = compose_train("seed=3", "+trick=warmup", hydra_cfg=True)
     cfg.hydra.runtime.output_dir = str(tmp_path / "sweep" / "1_warmup_seed3")
     cfg.hydra.runtime.cwd = str(tmp_path)
     HydraConfig.instance().set_config(cfg)

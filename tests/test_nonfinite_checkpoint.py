@@ -13,7 +13,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 from reidtricks.cli.app import config_dir
 from reidtricks.errors import InputError
 from reidtricks.inference.checkpoint import build_net_from_checkpoint

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
+from helpers import new_net
 from reidtricks.errors import InputError
-from reidtricks.models import build_reid_net
 from reidtricks.training.optim import build_lr_scheduler, build_param_groups
 from reidtricks.training.settings import OptimConfig
 
@@ -16,7 +16,7 @@ from reidtricks.training.settings import OptimConfig
 def scheduled_lrs(epochs: int = 120, **settings) -> list[float]:
     """The LR of every epoch under build_lr_scheduler, stepped once per epoch as training does."""
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=3.5e-4)
-    scheduler = build_lr_scheduler(optimizer, replace(OptimConfig.defaults(), **settings))
+    scheduler = build_lr_scheduler(optimizer, replace(OptimConfig(), **settings))
     lrs = []
     for _ in range(epochs):
         lrs.append(optimizer.param_groups[0]["lr"])
@@ -45,7 +45,7 @@ def test_listed_values():
 
 
 def test_param_groups_cover_every_trainable_param_once():
-    net = build_reid_net("resnet18", num_classes=7, neck="bnneck")
+    net = new_net("resnet18", num_classes=7, neck="bnneck")
     groups = build_param_groups(
         net, lr=1.0, weight_decay=5e-4, bias_lr_factor=2.0, weight_decay_bias=0.0
     )
@@ -62,7 +62,7 @@ def test_param_groups_cover_every_trainable_param_once():
 
 
 def test_schedule_settings_are_checked_once_in_the_typed_config():
-    defaults = OptimConfig.defaults()
+    defaults = OptimConfig()
     with pytest.raises(InputError, match=r"optim.milestones=\[70, 40\]: expected increasing"):
         replace(defaults, milestones=[70, 40])
     with pytest.raises(InputError, match="optim.warmup_epochs=-1: expected an integer >= 0"):
@@ -83,7 +83,7 @@ def test_per_step_warmup_ramps_every_iteration_then_steps_at_milestones():
     """lr(t) = base * (s + (1 - s) t / T) for t < T = warmup_epochs x steps, then base x gamma^k."""
     steps, base, start = 7, 3.5e-4, 0.01
     cfg = replace(
-        OptimConfig.defaults(),
+        OptimConfig(),
         lr=base,
         warmup=True,
         warmup_epochs=2,

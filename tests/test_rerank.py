@@ -9,6 +9,8 @@ import torch
 from reference import dense_rerank, sqdist
 from reidtricks.evaluation import k_reciprocal_mask, re_rank
 
+PAPER = {"k1": 20, "k2": 6, "lambda_value": 0.3}  # Zhong et al.'s and the paper's values
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
@@ -42,11 +44,11 @@ def test_matches_dense_reference(seed, num_q, num_g, dim, k1, k2, lam, chunk):
 @pytest.mark.parametrize("device", DEVICES)
 def test_chunk_size_and_threads_do_not_change_the_result(device):
     qf, gf = (torch.from_numpy(a).to(device) for a in clustered(5, 35, 110))
-    full = re_rank(qf, gf, chunk_size=4096, threads=1)
+    full = re_rank(qf, gf, **PAPER, chunk_size=4096, threads=1)
     assert full.device.type == device
     before = torch.get_num_threads()
     for chunk, threads in ((3, 1), (16, 2), (50, 3), (7, None)):
-        out = re_rank(qf, gf, chunk_size=chunk, threads=threads)
+        out = re_rank(qf, gf, **PAPER, chunk_size=chunk, threads=threads)
         torch.testing.assert_close(out, full, rtol=0, atol=1e-6)
     assert torch.get_num_threads() == before
 
@@ -58,9 +60,9 @@ def test_jaccard_pair_budget_does_not_change_the_result(pair_budget, monkeypatch
     import reidtricks.evaluation.rerank as rerank
 
     qf, gf = (torch.from_numpy(a) for a in clustered(8, 30, 90))
-    full = re_rank(qf, gf, threads=1)
+    full = re_rank(qf, gf, **PAPER, threads=1)
     monkeypatch.setattr(rerank, "_PAIR_BUDGET", pair_budget)
-    torch.testing.assert_close(re_rank(qf, gf, threads=2), full, rtol=0, atol=1e-6)
+    torch.testing.assert_close(re_rank(qf, gf, **PAPER, threads=2), full, rtol=0, atol=1e-6)
 
 
 def test_lambda_one_is_the_normalised_original_distance():
@@ -68,7 +70,7 @@ def test_lambda_one_is_the_normalised_original_distance():
     x = np.concatenate([qf, gf])
     d = sqdist(x, x)
     expected = d[:20, 20:] / d[:20].max(axis=1, keepdims=True)  # row max over all N samples
-    out = re_rank(torch.from_numpy(qf), torch.from_numpy(gf), lambda_value=1.0)
+    out = re_rank(torch.from_numpy(qf), torch.from_numpy(gf), **{**PAPER, "lambda_value": 1.0})
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -91,7 +93,7 @@ def test_k_reciprocal_mask_is_mutual_membership(k):
 def test_duplicated_query_has_zero_jaccard_and_ranks_first():
     qf, gf = clustered(8, 12, 80)
     gf[[5, 40]] = qf[[3, 7]]  # two queries also appear in the gallery
-    out = re_rank(torch.from_numpy(qf), torch.from_numpy(gf), lambda_value=0.0)
+    out = re_rank(torch.from_numpy(qf), torch.from_numpy(gf), **{**PAPER, "lambda_value": 0.0})
     assert out.min() >= 0 and out.max() <= 1  # a Jaccard distance
     assert out[3, 5] < 1e-5 and out[7, 40] < 1e-5
     assert out[3].argmin() == 5 and out[7].argmin() == 40
@@ -99,8 +101,8 @@ def test_duplicated_query_has_zero_jaccard_and_ranks_first():
 
 def test_half_features_on_the_same_device():
     qf, gf = (torch.from_numpy(a) for a in clustered(9, 10, 40))
-    out = re_rank(qf.half(), gf.half())
-    ref = re_rank(qf.half().float(), gf.half().float())
+    out = re_rank(qf.half(), gf.half(), **PAPER)
+    ref = re_rank(qf.half().float(), gf.half().float(), **PAPER)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
 
@@ -118,6 +120,6 @@ def test_half_features_on_the_same_device():
 def test_bad_arguments(kwargs, match):
     qf, gf = (torch.from_numpy(a) for a in clustered(0, 3, 5))
     with pytest.raises(ValueError, match=match):
-        re_rank(qf, gf, **kwargs)
+        re_rank(qf, gf, **{**PAPER, **kwargs})
     with pytest.raises(ValueError, match="same width"):
-        re_rank(qf, gf[:, :3])
+        re_rank(qf, gf[:, :3], **PAPER)

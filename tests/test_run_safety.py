@@ -1,5 +1,5 @@
-"""Issue 10: never run a checkpoint's code, never lose a run, find bad settings at start-up,
-resume exactly. Each test fails on the code before these fixes."""
+"""Run safety: never run a checkpoint's code, never lose a run, find bad settings at start-up,
+resume exactly."""
 
 from __future__ import annotations
 
@@ -14,29 +14,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import compose_evaluate, tiny_overrides
-from reidtricks.cli.app import config_dir
+from helpers import compose_evaluate, compose_train, new_net, tiny_overrides
 from reidtricks.cli.train import train
 from reidtricks.data.datamodule import TestSet
 from reidtricks.errors import InputError
 from reidtricks.inference.checkpoint import load_checkpoint
-from reidtricks.models import build_reid_net
 from reidtricks.training.run_safety import atomic_torch_save, claimed_run_dir, resolve_resume_path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
-
-
 def short_run(data_dir: Path, out: Path, *extra: str):
     """The tiny demo config: 2 batches per epoch, no validation unless asked."""
-    return compose_cfg(
+    return compose_train(
         *tiny_overrides(data_dir, out),
         "++trainer.limit_train_batches=2",
         "trainer.check_val_every_n_epoch=100",
@@ -51,7 +43,7 @@ def tiny_checkpoint(tiny_data_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ckpt")
     cfg = short_run(tiny_data_dir, out, "+trick=bnneck")
     config = OmegaConf.to_container(cfg, resolve=True)
-    net = build_reid_net("resnet18", num_classes=12, last_stride=1, neck="bnneck")
+    net = new_net("resnet18", num_classes=12, last_stride=1, neck="bnneck")
     checkpoint = {
         "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
         "reidtricks": {"config": config, "stage": "bnneck", "seed": 0, "num_classes": 12},

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 from reidtricks.data.datamodule import ReIDDataModule
 from reidtricks.data.datasets import SyntheticReID
 from reidtricks.data.sample_rng import sample_generator

@@ -1,35 +1,96 @@
-"""Typed settings: the YAML is the one place for defaults, every trick knob reaches its typed
-field, and bad values fail once, at construction, naming the key."""
+"""Typed settings: each dataclass holds its defaults once (conf/ lists them as its groups' base
+and writes only what differs), every trick knob reaches its typed field, and bad values fail
+once, at construction, naming the key."""
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
+import inspect
+from dataclasses import MISSING, fields, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+import yaml
 
-from reidtricks.cli.app import config_dir
-from reidtricks.config import group_defaults
+from helpers import compose_config, compose_train
+from reidtricks.cli.schemas import SCHEMAS
+from reidtricks.data.settings import DataConfig, TransformConfig
 from reidtricks.errors import InputError
 from reidtricks.evaluation.settings import EvalConfig
+from reidtricks.models import build_reid_net
+from reidtricks.models.settings import ModelConfig
 from reidtricks.training.settings import LossConfig, OptimConfig, typed_settings
 from reidtricks.validate import require_bool, require_choice, require_int, require_number
 
-TYPED = [(LossConfig, "loss", "default"), (OptimConfig, "optim", "adam"),
-         (OptimConfig, "optim", "sgd"), (EvalConfig, "eval", "default")]  # fmt: skip
+CONF = Path(__file__).resolve().parents[1] / "conf"
+# The files of each group that the typed settings are the base of.
+GROUP_FILES = {"data": ["_common.yaml"], "model": ["resnet50.yaml"], "loss": ["default.yaml"],
+               "optim": ["adam.yaml", "sgd.yaml"], "eval": ["default.yaml"]}  # fmt: skip
 
 
-def compose_train(*overrides: str):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
-
-
-@pytest.mark.parametrize(("cls", "group", "option"), TYPED)
-def test_yaml_is_the_only_place_for_defaults(cls, group, option):
+def nested_defaults(cls) -> dict:
+    """Field -> default, nested settings as their own mappings."""
+    out = {}
     for f in fields(cls):
-        assert f.default is MISSING and f.default_factory is MISSING, f"{cls.__name__}.{f.name}"
-    assert [f.name for f in fields(cls)] == list(group_defaults(group, option))
+        assert f.default is not MISSING or f.default_factory is not MISSING, f"{cls}.{f.name}"
+        value = f.default if f.default is not MISSING else f.default_factory()
+        out[f.name] = (
+            nested_defaults(type(value)) if hasattr(value, "__dataclass_fields__") else value
+        )
+    return out
+
+
+def same(a, b) -> bool:
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return list(a) == list(b)
+    return a == b
+
+
+@pytest.mark.parametrize("group", list(SCHEMAS))
+def test_the_yaml_writes_no_default_of_the_typed_settings(group):
+    """Every field has its default in the dataclass; the group's YAML lists the base first and
+    repeats none of those defaults (a value there differs from the dataclass's)."""
+    defaults = nested_defaults(SCHEMAS[group])
+    for name in GROUP_FILES[group]:
+        raw = yaml.safe_load((CONF / group / name).read_text())
+        assert raw["defaults"][0] in ("_base", "adam"), name
+        for key, value in raw.items():
+            if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+                for sub, v in value.items():
+                    assert not same(v, defaults[key].get(sub, MISSING)), f"{group}.{key}.{sub}"
+            elif key in defaults:
+                assert not same(value, defaults[key]), f"{name}: {key}"
+
+
+@pytest.mark.parametrize("group", list(SCHEMAS))
+def test_the_composed_group_has_exactly_the_settings_fields(group):
+    cfg = compose_train()
+    wiring = {"_target_", "_partial_", "train_sources", "test_sources"}
+    assert [k for k in cfg[group] if k not in wiring] == [f.name for f in fields(SCHEMAS[group])]
+
+
+def test_model_settings_are_build_reid_net_arguments_but_num_classes():
+    params = [p for p in inspect.signature(build_reid_net).parameters if p != "num_classes"]
+    assert [f.name for f in fields(ModelConfig)] == params
+    for p in inspect.signature(build_reid_net).parameters.values():
+        assert p.default is inspect.Parameter.empty, f"build_reid_net repeats a default: {p}"
+
+
+def test_the_paper_defaults():
+    """The standard baseline of the paper, written out (docs/METHOD.md)."""
+    data, model, optim = DataConfig(), ModelConfig(), OptimConfig()
+    assert (data.sampler.p, data.sampler.k, data.transform.height, data.transform.width) == (
+        16, 4, 256, 128)  # fmt: skip
+    assert (data.transform.pad, data.transform.flip_prob, data.transform.erasing_prob) == (
+        10,
+        0.5,
+        0,
+    )
+    assert (model.backbone, model.last_stride, model.neck) == ("resnet50", 2, "none")
+    assert (optim.lr, optim.milestones, optim.warmup) == (3.5e-4, (40, 70), False)
+    assert (LossConfig().label_smoothing, LossConfig().center_weight) == (0.0, 0.0)
+    assert (EvalConfig().feature, EvalConfig().metric, EvalConfig().rerank) == (
+        "before_bn", "euclidean", False)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -81,18 +142,17 @@ def test_bad_values_fail_once_naming_the_key(override, message):
         typed_settings(compose_train(override))
 
 
-def test_a_missing_key_is_named():
-    values = group_defaults("loss")
-    del values["center_lr"]
-    with pytest.raises(InputError, match="loss: missing center_lr"):
-        LossConfig.from_mapping(values)
+def test_a_partial_mapping_takes_the_defaults_for_the_rest():
+    loss = LossConfig.from_mapping({"center_weight": 0.25})
+    assert (loss.center_weight, loss.triplet_margin, loss.label_smoothing) == (0.25, 0.3, 0.0)
+    data = DataConfig.from_mapping({"transform": {"height": 64}, "_target_": "x"})
+    assert data.transform == replace(TransformConfig(), height=64)
+    with pytest.raises(InputError, match=r"data.transform.heigth: unknown setting"):
+        DataConfig.from_mapping({"transform": {"heigth": 64}})
 
 
 def test_evaluate_eval_keys_are_eval_config_fields_all_null():
-    import reidtricks.cli.evaluate  # noqa: F401  (registers evaluate's eval node)
-
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("evaluate", overrides=["ckpt=x", "eval.rerank=true"])
+    cfg = compose_config("evaluate", "ckpt=x", "eval.rerank=true")
     names = [f.name for f in fields(EvalConfig)]
     assert list(cfg.eval) == names
     assert {k: v for k, v in cfg.eval.items() if v is not None} == {"rerank": True}

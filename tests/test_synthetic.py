@@ -182,6 +182,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # starts and kills a generator process with its worker pool, three times
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_killed_generator_leaves_no_workers_and_no_staging_folder(tmp_path, signum):

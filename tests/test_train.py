@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import compose_evaluate, tiny_overrides
-from reidtricks.cli.app import config_dir
+from helpers import compose_evaluate, compose_train, tiny_overrides
 from reidtricks.cli.train import train
 from reidtricks.evaluation import evaluate
 from reidtricks.inference.checkpoint import build_net_from_checkpoint, load_checkpoint
@@ -24,14 +22,9 @@ pytestmark = pytest.mark.slow  # trains models: `make test` runs it, `make test-
 STAGES = ["baseline", "warmup", "rea", "label_smooth", "last_stride", "bnneck", "center_loss"]
 
 
-def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
-
-
 @pytest.mark.parametrize("stage", [*STAGES, "rerank"])
 def test_every_stage_trains_one_batch_and_evaluates(stage, tiny_data_dir, tmp_path):
-    cfg = compose_cfg(
+    cfg = compose_train(
         *tiny_overrides(tiny_data_dir, tmp_path),
         f"+trick={stage}",
         "trainer.max_epochs=1",
@@ -51,7 +44,7 @@ def test_every_stage_trains_one_batch_and_evaluates(stage, tiny_data_dir, tmp_pa
 def trained_run(tiny_data_dir, tmp_path_factory):
     """A short full-BoT training on tiny (all tricks), shared by the tests below."""
     out = tmp_path_factory.mktemp("run")
-    cfg = compose_cfg(
+    cfg = compose_train(
         *tiny_overrides(tiny_data_dir, out),
         "+trick=center_loss",
         "trainer.max_epochs=8",
@@ -86,7 +79,13 @@ def test_short_training_loss_falls_and_beats_random_features(trained_run):
     gen = torch.Generator().manual_seed(0)
     random_maps = [
         evaluate(
-            torch.rand(len(q_pids), len(g_pids), generator=gen), q_pids, g_pids, q_cams, g_cams
+            torch.rand(len(q_pids), len(g_pids), generator=gen),
+            q_pids,
+            g_pids,
+            q_cams,
+            g_cams,
+            max_rank=50,
+            protocol="market",
         ).mAP
         for _ in range(20)
     ]
@@ -150,7 +149,7 @@ def test_evaluate_entry_point_on_a_trained_checkpoint(trained_run, tmp_path):
 
 
 def test_mixed_precision_channels_last_and_clipping_run(tiny_data_dir, tmp_path):
-    cfg = compose_cfg(
+    cfg = compose_train(
         *tiny_overrides(tiny_data_dir, tmp_path),
         "+trick=center_loss",
         "trainer.max_epochs=1",
@@ -225,7 +224,7 @@ def test_eval_variants_come_from_one_feature_extraction(tiny_data_dir, tmp_path,
 
     monkeypatch.setattr(Evaluator, "collect", counting)
     variants = {"rr": "{rerank: true}", "fl": "{flip: true}", "ft": "{feature: before_bn}"}
-    cfg = compose_cfg(
+    cfg = compose_train(
         *tiny_overrides(tiny_data_dir, tmp_path),
         "+trick=bnneck",
         "trainer.max_epochs=1",

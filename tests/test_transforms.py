@@ -10,14 +10,21 @@ import torch
 from PIL import Image
 
 from reidtricks.data.random_erasing import RandomErasing
-from reidtricks.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    build_test_transform,
-    build_train_transform,
-)
+from reidtricks.data.settings import IMAGENET_MEAN, IMAGENET_STD, TransformConfig
+from reidtricks.data.transforms import build_test_transform, build_train_transform
 
 SENTINEL = 100.0  # never produced by any fill mode
+
+
+def train_transform(*size: int, **changes):
+    """The training transform of TransformConfig's defaults with some changed (size: H, W)."""
+    if size:
+        changes.update(height=size[0], width=size[1])
+    return build_train_transform(TransformConfig(**changes))
+
+
+def eval_transform(height: int = 256, width: int = 128):
+    return build_test_transform(height, width, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def _erased_box(img: torch.Tensor, out: torch.Tensor):
@@ -40,10 +47,10 @@ def _sentinel(c: int = 3, h: int = 256, w: int = 128) -> torch.Tensor:
 # -- random erasing ----------------------------------------------------------------------------
 def test_erasing_statistics():
     torch.manual_seed(0)
-    height, width, n, p = 256, 128, 2000, 0.5
+    height, width, n, p = 256, 128, 1000, 0.5
     lo_a, hi_a, lo_r, hi_r = 0.02, 0.4, 0.3, 3.33
     rea = RandomErasing(p, (lo_a, hi_a), (lo_r, hi_r), fill="zero")
-    img = _sentinel(3, height, width)
+    img = _sentinel(1, height, width)  # the rectangle does not depend on the channels
     boxes = [_erased_box(img, rea(img)) for _ in range(n)]
     assert (img == SENTINEL).all()  # input untouched
     erased = [b for b in boxes if b is not None]
@@ -116,8 +123,8 @@ def test_erasing_probability_extremes_and_rng():
     never = RandomErasing(0.0)
     always = RandomErasing(1.0)
     torch.manual_seed(3)
-    assert all(torch.equal(never(img), img) for _ in range(300))
-    assert all(_erased_box(img, always(img)) is not None for _ in range(300))
+    assert all(torch.equal(never(img), img) for _ in range(100))
+    assert all(_erased_box(img, always(img)) is not None for _ in range(100))
     # torch's RNG drives it: same seed, same rectangle
     torch.manual_seed(4)
     a = always(img)
@@ -176,13 +183,13 @@ def _normalise(arr: np.ndarray) -> torch.Tensor:
 def test_output_shape_and_dtype():
     img, _ = _random_image(90, 50)
     for t in (
-        build_train_transform(),
-        build_test_transform(),
-        build_train_transform(erasing_prob=1),
+        train_transform(),
+        eval_transform(),
+        train_transform(erasing_prob=1),
     ):
         out = t(img)
         assert out.shape == (3, 256, 128) and out.dtype == torch.float32
-    out = build_train_transform(64, 32, pad=4)(img)
+    out = train_transform(64, 32, pad=4)(img)
     assert out.shape == (3, 64, 32)
 
 
@@ -193,7 +200,7 @@ def test_normalisation_on_constant_image():
         (100 / 255 - 0.456) / 0.224,
         (50 / 255 - 0.406) / 0.225,
     ]
-    for t in (build_test_transform(32, 16), build_train_transform(32, 16, pad=0)):
+    for t in (eval_transform(32, 16), train_transform(32, 16, pad=0)):
         out = t(img)
         for ch in range(3):
             assert torch.allclose(out[ch], torch.full((32, 16), expected[ch]), atol=1e-5)
@@ -201,8 +208,8 @@ def test_normalisation_on_constant_image():
 
 def test_flip_probability():
     img, arr = _random_image(32, 16, seed=1)
-    keep = build_train_transform(32, 16, flip_prob=0.0, pad=0)
-    flip = build_train_transform(32, 16, flip_prob=1.0, pad=0)
+    keep = train_transform(32, 16, flip_prob=0.0, pad=0)
+    flip = train_transform(32, 16, flip_prob=1.0, pad=0)
     plain, mirrored = _normalise(arr), _normalise(arr[:, ::-1])
     for _ in range(5):
         assert torch.allclose(keep(img), plain, atol=1e-6)
@@ -212,7 +219,7 @@ def test_flip_probability():
 def test_pad_and_crop_only_shift_content():
     height, width, pad = 24, 12, 4
     img, arr = _random_image(height, width, seed=2)
-    t = build_train_transform(height, width, flip_prob=0.0, pad=pad)
+    t = train_transform(height, width, flip_prob=0.0, pad=pad)
     padded = np.zeros((height + 2 * pad, width + 2 * pad, 3), dtype=np.uint8)
     padded[pad : pad + height, pad : pad + width] = arr
     reference = _normalise(padded)
@@ -244,7 +251,7 @@ def test_pad_and_crop_only_shift_content():
 
 def test_test_transform_deterministic_and_bilinear():
     img, _ = _random_image(70, 30, seed=3)
-    t = build_test_transform(32, 16)
+    t = eval_transform(32, 16)
     a, b = t(img), t(img)
     assert torch.equal(a, b)
     resized = np.asarray(img.resize((16, 32), Image.BILINEAR))
@@ -254,8 +261,8 @@ def test_test_transform_deterministic_and_bilinear():
 def test_train_erasing_only_when_enabled():
     img, arr = _random_image(32, 16, seed=4)
     plain = _normalise(arr)
-    off = build_train_transform(32, 16, flip_prob=0.0, pad=0, erasing_prob=0.0)
-    on = build_train_transform(32, 16, flip_prob=0.0, pad=0, erasing_prob=1.0, erasing_fill="zero")
+    off = train_transform(32, 16, flip_prob=0.0, pad=0, erasing_prob=0.0)
+    on = train_transform(32, 16, flip_prob=0.0, pad=0, erasing_prob=1.0, erasing_fill="zero")
     torch.manual_seed(5)
     for _ in range(20):
         assert torch.allclose(off(img), plain, atol=1e-6)
@@ -273,11 +280,11 @@ def test_train_erasing_only_when_enabled():
         ({"flip_prob": 1.5}, "data.transform.flip_prob"),
         ({"mean": (0.5, 0.5)}, "data.transform.mean"),
         ({"std": (0.2, 0.0, 0.2)}, "data.transform.std"),
-        ({"erasing_prob": 2.0}, "data.transform.erasing_.*probability"),
+        ({"erasing_prob": 2.0}, "data.transform.erasing_prob"),
         ({"erasing_fill": "foo"}, "data.transform.erasing_.*fill"),
         ({"erasing_area": (0.5, 0.1)}, "data.transform.erasing_.*area_range"),
     ],
 )
 def test_transform_bad_values(kwargs, word):
     with pytest.raises(ValueError, match=word):
-        build_train_transform(**kwargs)
+        TransformConfig(**kwargs)

@@ -121,7 +121,7 @@ def test_each_trial_scores_as_its_own_test_set_from_one_pass(tiny_data_dir):
         rows = table[images[:, 0, 0, 0].long()]
         return ReIDOutput(rows, rows, rows)
 
-    base = replace(EvalConfig.defaults(), feature="before_bn", metric="euclidean")
+    base = replace(EvalConfig(), feature="before_bn", metric="euclidean")
     evaluator = Evaluator(base, {"cos": replace(base, metric="cosine")})
     evaluator.start(module.test_sets, "cpu")
     offset = 0
@@ -178,7 +178,7 @@ def test_training_and_evaluate_report_every_trial(tiny_data_dir, tmp_path, capsy
 
     from hydra import compose, initialize_config_dir
 
-    from conftest import compose_evaluate, tiny_overrides
+    from helpers import compose_evaluate, tiny_overrides
     from reidtricks.cli.app import config_dir
     from reidtricks.cli.evaluate import evaluate_checkpoint
     from reidtricks.cli.train import train

@@ -15,7 +15,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from conftest import compose_evaluate, tiny_overrides
+from helpers import compose_evaluate, tiny_overrides
 from reidtricks.cli.app import config_dir, one_line_errors
 from reidtricks.errors import InputError
 from reidtricks.inference.checkpoint import load_checkpoint
@@ -65,13 +65,13 @@ def test_run_keys_are_checked_before_the_data(tmp_path, capsys):
 
 
 def test_start_up_warnings_for_the_schedule_and_the_loss(caplog):
-    from reidtricks.training.preflight import check_run_settings
+    from reidtricks.training.preflight import check_run_keys
 
     cfg = compose_cfg("train", "trainer.max_epochs=20", "optim.warmup=true",
                       "optim.warmup_epochs=30", "optim.milestones=[10,40]", "loss.id_weight=0",
                       "loss.triplet_weight=0", "paths.output_dir=unused")  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="reidtricks"):
-        check_run_settings(cfg)
+        check_run_keys(cfg)
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
         "optim.milestones [40]: at or beyond trainer.max_epochs=20, the LR never drops there",
@@ -81,7 +81,7 @@ def test_start_up_warnings_for_the_schedule_and_the_loss(caplog):
     ]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="reidtricks"):
-        check_run_settings(compose_cfg("train", "paths.output_dir=unused"))  # the defaults
+        check_run_keys(compose_cfg("train", "paths.output_dir=unused"))  # the defaults
     assert caplog.records == []
 
 

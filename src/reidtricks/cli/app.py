@@ -13,10 +13,12 @@ from pathlib import Path
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
+from reidtricks.cli.schemas import register_schemas
 from reidtricks.errors import InputError, MissingInputError
 from reidtricks.inference import BadImage, FeatureExtractor
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
+register_schemas()  # conf/'s groups build on the typed settings' defaults
 
 
 def config_dir() -> str:

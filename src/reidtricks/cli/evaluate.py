@@ -74,6 +74,8 @@ def build_test_datamodule(cfg: DictConfig, checkpoint: dict[str, Any]) -> ReIDDa
         sampler={"p": 1, "k": 1},
         transform={**size, **stats},
         loader=OmegaConf.to_container(cfg.loader, resolve=True),
+        seed=0,  # no training batches are drawn
+        verify_images=False,
         test_trials=trials.get("test_trials", spec.data.get("test_trials")),
         **trials_key,
     )

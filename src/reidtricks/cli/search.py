@@ -70,7 +70,7 @@ def search_gallery(cfg: DictConfig) -> dict[str, Any]:
     )
     if not query.paths or not gallery.paths:
         raise InputError("no readable query or gallery image left to search with")
-    evaluated = extractor.spec.eval if extractor.spec else EvalConfig.defaults()
+    evaluated = extractor.spec.eval if extractor.spec else EvalConfig()
     rerank = bool(cfg.rerank)
     if metric not in METRICS:
         raise InputError(f"metric={metric!r}: expected one of {METRICS}")

@@ -10,6 +10,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -17,7 +18,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from reidtricks import __version__
-from reidtricks.cli.app import config_dir
+from reidtricks.cli.app import config_dir, one_line_errors
 from reidtricks.cli.sweep import job_errors
 from reidtricks.errors import InputError
 from reidtricks.evaluation.metrics import EvalResult
@@ -25,7 +26,7 @@ from reidtricks.reports.plots import plot_training_curves
 from reidtricks.reports.tables import print_results_table
 from reidtricks.training.ddp import isolated_ddp_job, patch_lightning_ddp_launcher
 from reidtricks.training.module import ReIDModule
-from reidtricks.training.preflight import check_before_training, check_run_settings
+from reidtricks.training.preflight import check_before_training, check_run_keys
 from reidtricks.training.run_safety import (
     AtomicCheckpointIO,
     LastCheckpoint,
@@ -34,8 +35,7 @@ from reidtricks.training.run_safety import (
     link_resumed_run,
     resolve_resume_path,
 )
-from reidtricks.training.settings import typed_settings
-from reidtricks.validate import require_int
+from reidtricks.training.settings import check_run_settings
 
 
 def build_callbacks(cfg: DictConfig) -> tuple[list[pl.Callback], ModelCheckpoint, LastCheckpoint]:
@@ -74,18 +74,27 @@ def write_training_curves(trainer: pl.Trainer, output_dir: Path) -> None:
                 plot_training_curves(csv_path, output_dir / "training_curves.png")
 
 
+class CheckSettings(Callback):
+    """Hydra callback of conf/train.yaml: every setting checked before Hydra creates the run
+    folder; bad input is one `error:` line."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with one_line_errors():
+            check_run_settings(config)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then evaluate the final weights on every test set; returns what metrics.json holds."""
+    settings = check_run_settings(cfg)  # every key checked before a folder or file is written
+    check_run_keys(cfg)  # trainer.max_epochs, threads; warnings for a schedule past the end
     with claimed_run_dir(cfg.paths.output_dir):
-        return _train(cfg)
+        return _train(cfg, settings)
 
 
-def _train(cfg: DictConfig) -> dict[str, Any]:
+def _train(cfg: DictConfig, checked: dict[str, Any]) -> dict[str, Any]:
     start = time.time()
     output_dir = Path(cfg.paths.output_dir)
-    require_int("seed", cfg.seed)
-    settings = typed_settings(cfg)  # every loss/optim/eval key checked before the data are read
-    check_run_settings(cfg)
+    settings, model_cfg = checked["module"], checked["model"]
     resume_path = resolve_resume_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name)
     if cfg.get("threads") is not None:
         torch.set_num_threads(int(cfg.threads))
@@ -100,6 +109,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     net = instantiate(cfg.model)(num_classes=datamodule.num_classes)
     run_info = {
         "config": OmegaConf.to_container(cfg, resolve=True),
+        # build_reid_net's arguments, whole: what evaluate / extract / export rebuild the net with
+        "model_args": {**model_cfg.as_kwargs(), "num_classes": datamodule.num_classes},
         "stage": cfg.stage,
         "seed": int(cfg.seed),
         "reidtricks_version": __version__,

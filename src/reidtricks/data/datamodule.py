@@ -15,12 +15,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 from reidtricks.data.image_dataset import ImageDataset, check_images_readable
 from reidtricks.data.sample_rng import EpochTaggedBatches
 from reidtricks.data.sampler import PKBatchSampler
+from reidtricks.data.settings import DataConfig, LoaderConfig, SamplerConfig, TransformConfig
 from reidtricks.data.splits import ReIDItem, ReIDSplits, merge_train_splits, test_set_name
 from reidtricks.data.transforms import build_test_transform, build_train_transform
 from reidtricks.data.trials import check_trials, num_splits_of, select_splits, with_split
 from reidtricks.errors import InputError
-
-_TEST_TRANSFORM_KEYS = ("height", "width", "mean", "std")
 
 
 class DatasetSource(Protocol):
@@ -72,26 +71,35 @@ class ReIDDataModule(pl.LightningDataModule):
         self,
         train_sources: Mapping[str, DatasetSource],
         test_sources: Mapping[str, DatasetSource],
-        sampler: Mapping[str, int],
-        transform: Mapping[str, Any],
-        loader: Mapping[str, Any],
-        seed: int = 0,
-        verify_images: bool = False,
+        sampler: SamplerConfig | Mapping[str, Any],
+        transform: TransformConfig | Mapping[str, Any],
+        loader: LoaderConfig | Mapping[str, Any],
+        seed: int,
+        verify_images: bool,
         test_trials: Any = None,
         test_trials_key: str = "data.test_trials",
     ) -> None:
+        """Settings as typed configs or as mappings of some of their fields (checked here)."""
         super().__init__()
+        settings = DataConfig.from_mapping(
+            {
+                "sampler": sampler,
+                "transform": transform,
+                "loader": loader,
+                "seed": seed,
+                "verify_images": verify_images,
+            }
+        )
         if not train_sources:
             raise InputError("data.train_sources is empty: name at least one dataset to train on")
         if not test_sources:
             raise InputError("data.test_sources is empty: name at least one dataset to test on")
         self.train_sources = dict(train_sources)
         self.test_sources = dict(test_sources)
-        self.p, self.k = int(sampler["p"]), int(sampler["k"])
-        self.transform_cfg = dict(transform)
-        self.loader_cfg = dict(loader)
-        self.seed = seed
-        self.verify_images = bool(verify_images)
+        self.settings = settings
+        self.p, self.k = settings.sampler.p, settings.sampler.k
+        self.seed = settings.seed
+        self.verify_images = settings.verify_images
         # Which splits of each test set with several (num_splits > 1) are scored: null (the
         # configured split), all, the first N or a list of ids; sets with one split ignore it.
         self.test_trials = check_trials(test_trials, test_trials_key)
@@ -175,12 +183,11 @@ class ReIDDataModule(pl.LightningDataModule):
 
     # -- loaders -------------------------------------------------------------------------------
     def _loader_kwargs(self) -> dict[str, Any]:
-        workers = int(self.loader_cfg.get("num_workers", 0))
+        loader = self.settings.loader
         return {
-            "num_workers": workers,
-            "pin_memory": bool(self.loader_cfg.get("pin_memory", False)),
-            "persistent_workers": bool(self.loader_cfg.get("persistent_workers", False))
-            and workers > 0,
+            "num_workers": loader.num_workers,
+            "pin_memory": loader.pin_memory,
+            "persistent_workers": loader.persistent_workers and loader.num_workers > 0,
             # Worker seeds come from this generator, not the global RNG, which a new loader
             # iterator would otherwise advance (persistent workers create theirs once).
             "generator": torch.Generator().manual_seed(int(self.seed)),
@@ -191,7 +198,7 @@ class ReIDDataModule(pl.LightningDataModule):
         self.check_training_sets()
         # Every augmentation draw is a function of (seed, epoch, index): the same batches for any
         # num_workers, persistent or not, and after a resume.
-        transform = build_train_transform(**self.transform_cfg)
+        transform = build_train_transform(self.settings.transform)
         dataset = ImageDataset(self.train_items, transform, seed=int(self.seed))
         batch_sampler = PKBatchSampler(
             [pid for _, pid, _ in self.train_items], p=self.p, k=self.k, seed=self.seed
@@ -204,15 +211,17 @@ class ReIDDataModule(pl.LightningDataModule):
         )
 
     def _test_loader(self, test_set: TestSet) -> DataLoader:
-        test_kwargs = {k: v for k, v in self.transform_cfg.items() if k in _TEST_TRANSFORM_KEYS}
-        dataset = ImageDataset(test_set.items, build_test_transform(**test_kwargs))
+        t = self.settings.transform
+        dataset = ImageDataset(
+            test_set.items, build_test_transform(t.height, t.width, t.mean, t.std)
+        )
         sampler = None
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             # Each rank extracts a shard; padding duplicates are removed by index after gathering.
             sampler = DistributedSampler(dataset, shuffle=False, drop_last=False)
         return DataLoader(
             dataset,
-            batch_size=int(self.loader_cfg.get("test_batch_size", 256)),
+            batch_size=self.settings.loader.test_batch_size,
             shuffle=False,
             sampler=sampler,
             **self._loader_kwargs(),

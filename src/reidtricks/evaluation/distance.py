@@ -9,9 +9,7 @@ from torch import Tensor
 METRICS = ("euclidean", "sqeuclidean", "cosine")
 
 
-def pairwise_distance(
-    qf: Tensor, gf: Tensor, metric: str = "euclidean", chunk_size: int = 4096
-) -> Tensor:
+def pairwise_distance(qf: Tensor, gf: Tensor, metric: str, chunk_size: int = 4096) -> Tensor:
     """Q x G float32 distances: `euclidean` sqrt(|q-g|^2), `sqeuclidean` |q-g|^2, `cosine` 1-cos.
 
     Squared distances use |q|^2 + |g|^2 - 2 q.g (clamped at 0); cosine L2-normalises first.

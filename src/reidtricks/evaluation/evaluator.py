@@ -48,7 +48,7 @@ class Evaluator:
     def __init__(
         self, eval_cfg: EvalConfig | None = None, variants: Mapping[str, EvalConfig] | None = None
     ) -> None:
-        self.eval_cfg = eval_cfg if eval_cfg is not None else EvalConfig.defaults()
+        self.eval_cfg = eval_cfg if eval_cfg is not None else EvalConfig()
         self.variants = dict(variants or {})
         self.test_sets: list[TestSet] = []
         self.features: dict[str, TestFeatures] = {}  # last pass, per test set

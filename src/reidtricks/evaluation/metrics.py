@@ -78,8 +78,8 @@ def evaluate(
     g_pids,
     q_camids,
     g_camids,
-    max_rank: int = 50,
-    protocol: str = "market",
+    max_rank: int,
+    protocol: str,
     chunk_size: int | None = None,
     threads: int | None = None,
 ) -> EvalResult:

@@ -37,13 +37,14 @@ _PAIR_BUDGET = 1 << 19
 def re_rank(
     q_feats: Tensor,
     g_feats: Tensor,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
+    k1: int,
+    k2: int,
+    lambda_value: float,
     chunk_size: int = 2048,
     threads: int | None = None,
 ) -> Tensor:
     """Q x G re-ranked distances (float32, on the features' device); see the module docstring.
+    k1, k2, lambda_value: EvalConfig's settings (the paper's 20, 6, 0.3 by default).
 
     `chunk_size` is the block edge of the distance pass and the row chunk of the later stages;
     `threads` the CPU worker threads (default: torch's thread setting).

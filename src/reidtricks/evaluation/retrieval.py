@@ -15,13 +15,14 @@ from reidtricks.evaluation.settings import EvalConfig
 def query_gallery_distances(
     qf: Tensor,
     gf: Tensor,
-    metric: str = "euclidean",
-    rerank: bool = False,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
+    metric: str,
+    rerank: bool,
+    k1: int,
+    k2: int,
+    lambda_value: float,
 ) -> Tensor:
-    """Q x G distances; re-ranking works on L2-normalised features when the metric is cosine."""
+    """Q x G distances; re-ranking works on L2-normalised features when the metric is cosine.
+    The settings are EvalConfig's (metric, rerank, k1, k2, lambda_value)."""
     if not rerank:
         return pairwise_distance(qf, gf, metric=metric)
     if metric == "cosine":

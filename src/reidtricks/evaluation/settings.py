@@ -1,4 +1,4 @@
-"""Test-time settings as one typed, checked object (conf/eval/default.yaml holds the defaults)."""
+"""Test-time settings as one typed, checked object; its field defaults are conf/eval's base."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from typing import Any
 
-from reidtricks.config import group_defaults, typed_config
+from reidtricks.config import typed_config
 from reidtricks.errors import InputError
 from reidtricks.evaluation.distance import METRICS
 from reidtricks.evaluation.metrics import PROTOCOLS
@@ -20,15 +20,15 @@ class EvalConfig:
     """Which feature (f_t before the BNNeck, f_i after it), distance, flip averaging, k-reciprocal
     re-ranking (k1, k2, lambda) and protocol score a test set (docs/METHOD.md, "Evaluation")."""
 
-    feature: str
-    metric: str
-    flip: bool
-    rerank: bool
-    k1: int
-    k2: int
-    lambda_value: float
-    max_rank: int
-    protocol: str
+    feature: str = "before_bn"  # trick bnneck: after_bn (before_bn | after_bn)
+    metric: str = "euclidean"  # trick bnneck: cosine (euclidean | sqeuclidean | cosine)
+    flip: bool = False  # mean of f(x) and f(flip(x))
+    rerank: bool = False  # k-reciprocal re-ranking (Zhong et al. 2017)
+    k1: int = 20
+    k2: int = 6
+    lambda_value: float = 0.3
+    max_rank: int = 50
+    protocol: str = "market"  # market | cuhk03 (classic single-gallery-shot CMC, 10 draws)
 
     def __post_init__(self) -> None:
         require_choice("eval.feature", self.feature, FEATURE_CHOICES)
@@ -50,11 +50,6 @@ class EvalConfig:
             if message.startswith("eval."):  # raised by __post_init__, which knows no key
                 message = f"{key}.{message.removeprefix('eval.')}"
             raise InputError(message) from None
-
-    @classmethod
-    def defaults(cls) -> EvalConfig:
-        """conf/eval/default.yaml."""
-        return cls.from_mapping(group_defaults("eval"))
 
     def updated(self, overrides: Mapping[str, Any], key: str = "eval") -> EvalConfig:
         """These settings with some replaced (a variant, a command-line override), checked again."""

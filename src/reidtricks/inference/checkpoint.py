@@ -13,37 +13,29 @@ from typing import Any
 
 import torch
 
-from reidtricks.config import group_defaults
 from reidtricks.data import datasets
+from reidtricks.data.settings import TransformConfig
 from reidtricks.errors import InputError, MissingInputError, error_summary
 from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.models import ReIDNet, build_reid_net
+from reidtricks.models.settings import WIRING_KEYS, ModelConfig
 
 NET_TARGET = "reidtricks.models.build_reid_net"
-DATASET_CLASSES = {
-    f"reidtricks.data.datasets.{cls.__name__}": cls
-    for cls in (
-        datasets.CUHK03NP,
-        datasets.DukeMTMC,
-        datasets.FolderDataset,
-        datasets.Market1501,
-        datasets.MSMT17,
-        datasets.SyntheticReID,
-        datasets.VIPeR,
-        datasets.PRID2011,
-        datasets.GRID,
-        datasets.ILIDS,
-        datasets.CUHK01,
-        datasets.ThreeDPeS,
-        datasets.CAVIAR4REID,
-    )
-}
-# The `_target_`s that the model and data configs of a reidtricks run hold; anything else there is
-# refused. (The rest of the stored config, trainer, loggers, callbacks, is never read back.)
-KNOWN_TARGETS = frozenset(
-    {NET_TARGET, "reidtricks.data.datamodule.ReIDDataModule", *DATASET_CLASSES}
-)
+DATASETS_MODULE = "reidtricks.data.datasets"
 Scalar = (str, int, float, bool, type(None))
+
+
+def dataset_classes() -> dict[str, type]:
+    """`_target_` -> class for every dataset class that reidtricks.data.datasets exports
+    (`__all__`): adding a class there is all it takes for its checkpoints to be accepted."""
+    exported = (getattr(datasets, name) for name in datasets.__all__)
+    return {f"{DATASETS_MODULE}.{cls.__name__}": cls for cls in exported if isinstance(cls, type)}
+
+
+def known_targets() -> frozenset[str]:
+    """The `_target_`s that the model and data configs of a reidtricks run hold; anything else
+    there is refused. (The rest of the stored config, trainer, loggers, ..., is never read back.)"""
+    return frozenset({NET_TARGET, "reidtricks.data.datamodule.ReIDDataModule", *dataset_classes()})
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -81,7 +73,7 @@ def reject_foreign_targets(node: Any, source: str, where: str = "config") -> Non
     """One-line error if any `_target_` in a stored config is not one reidtricks itself writes."""
     if isinstance(node, Mapping):
         target = node.get("_target_")
-        if target is not None and target not in KNOWN_TARGETS:
+        if target is not None and target not in known_targets():
             raise InputError(
                 f"{source}: {where}._target_={target!r} is not a reidtricks class; a checkpoint "
                 "is data and may not name code to run (refused)"
@@ -103,18 +95,53 @@ def _field(cfg: Mapping[str, Any], key: str, kind: type, source: str) -> Any:
 
 @dataclass(frozen=True)
 class NetSpec:
-    """What rebuilds the network: backbone name, last stride, neck, number of training ids."""
+    """What rebuilds the network: every keyword argument of `build_reid_net` it was built with."""
 
-    backbone: str
-    last_stride: int
-    neck: str
-    num_classes: int
+    args: Mapping[str, Any]
+
+    @property
+    def backbone(self) -> str:
+        return self.args["backbone"]
+
+    @property
+    def num_classes(self) -> int:
+        return self.args["num_classes"]
+
+    @property
+    def last_stride(self) -> int:
+        return self.args["last_stride"]
+
+    @property
+    def neck(self) -> str:
+        return self.args["neck"]
 
     def build(self) -> ReIDNet:
         """The network with random weights (no ImageNet download); the checkpoint fills them."""
-        return build_reid_net(
-            self.backbone, self.num_classes, self.last_stride, self.neck, pretrained=False
-        )
+        return build_reid_net(**{**self.args, "pretrained": False, "pretrained_path": None})
+
+
+def net_args(info: Mapping[str, Any], model: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """build_reid_net's arguments as stored (`model_args`); for a checkpoint older than that field,
+    the model config's keys and num_classes. One line for any argument the function does not take."""
+    stored = info.get("model_args")
+    if stored is None:  # older checkpoints: the model config (its wiring keys left out)
+        stored = {k: v for k, v in model.items() if k not in WIRING_KEYS}
+        stored["num_classes"] = info.get("num_classes")
+    if not isinstance(stored, Mapping):
+        raise InputError(f"{source}: stored model_args={stored!r}: expected a mapping")
+    params = inspect.signature(build_reid_net).parameters
+    for key, value in stored.items():
+        if key not in params:
+            raise InputError(
+                f"{source}: stored model argument {key}={value!r} is not one that {NET_TARGET} "
+                f"takes (expected some of {list(params)})"
+            )
+        if not isinstance(value, Scalar):
+            raise InputError(f"{source}: stored model argument {key}={value!r}: expected a value")
+    args = {**ModelConfig().as_kwargs(), **stored}
+    for key, kind in (("backbone", str), ("last_stride", int), ("neck", str), ("num_classes", int)):
+        _field(args, key, kind, source)
+    return args
 
 
 @dataclass(frozen=True)
@@ -133,7 +160,9 @@ class CheckpointSpec:
 
     net: NetSpec
     input: InputSpec
-    eval: EvalConfig  # test-time settings it was trained with (conf/eval fills missing ones)
+    eval: (
+        EvalConfig  # test-time settings it was trained with (EvalConfig defaults fill missing ones)
+    )
     stage: str | None
     data: dict[str, Any]  # the stored data config (plain values, targets checked)
 
@@ -153,16 +182,11 @@ def checkpoint_spec(checkpoint: Mapping[str, Any], source: str = "checkpoint") -
         raise InputError(
             f"{source}: model._target_={model.get('_target_')!r}, expected {NET_TARGET}"
         )
-    net = NetSpec(
-        backbone=_field(model, "backbone", str, source),
-        last_stride=int(_field(model, "last_stride", int, source)),
-        neck=_field(model, "neck", str, source),
-        num_classes=int(_field(info, "num_classes", int, source)),
-    )
+    net = NetSpec(net_args(info, model, source))
     data = config.get("data") if isinstance(config.get("data"), Mapping) else {}
     transform = data.get("transform", {}) if isinstance(data.get("transform"), Mapping) else {}
-    mean = transform.get("mean", (0.485, 0.456, 0.406))
-    std = transform.get("std", (0.229, 0.224, 0.225))
+    mean = transform.get("mean", TransformConfig.mean)  # older checkpoints store no mean / std
+    std = transform.get("std", TransformConfig.std)
     for key, value in (("mean", mean), ("std", std)):
         if not isinstance(value, list | tuple) or len(value) != 3:
             raise InputError(f"{source}: stored data.transform.{key}={value!r}: expected 3 numbers")
@@ -175,7 +199,7 @@ def checkpoint_spec(checkpoint: Mapping[str, Any], source: str = "checkpoint") -
     stored_eval = config.get("eval") if isinstance(config.get("eval"), Mapping) else {}
     known = {f.name for f in fields(EvalConfig)}
     stored_eval = {k: v for k, v in stored_eval.items() if k in known and isinstance(v, Scalar)}
-    eval_cfg = EvalConfig.from_mapping({**group_defaults("eval"), **stored_eval}, f"{source}: eval")
+    eval_cfg = EvalConfig.from_mapping(stored_eval, f"{source}: eval")  # defaults fill the rest
     stage = info.get("stage") if isinstance(info.get("stage"), str) else None
     return CheckpointSpec(net, inp, eval_cfg, stage, dict(data))
 
@@ -218,11 +242,12 @@ def dataset_from_spec(name: str, spec: Any, source: str, data_dir: str | None = 
     `folder` datasets, whose root is the dataset itself)."""
     if not isinstance(spec, Mapping):
         raise InputError(f"{source}: stored dataset {name!r} is not a mapping")
-    cls = DATASET_CLASSES.get(spec.get("_target_"))
+    classes = dataset_classes()
+    cls = classes.get(spec.get("_target_"))
     if cls is None:
         raise InputError(
             f"{source}: dataset {name!r} has _target_={spec.get('_target_')!r}; expected one of "
-            f"{sorted(DATASET_CLASSES)}"
+            f"{sorted(classes)}"
         )
     params = set(inspect.signature(cls).parameters)
     kwargs = {k: v for k, v in spec.items() if k != "_target_"}

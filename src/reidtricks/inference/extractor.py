@@ -47,7 +47,7 @@ class InferenceNet(nn.Module):
     """Normalised N x 3 x H x W images -> the test-time feature (fp32), averaged with the
     horizontally flipped image when `flip`; the module that extraction runs and ONNX export traces."""
 
-    def __init__(self, net: ReIDNet, feature: str = "before_bn", flip: bool = False) -> None:
+    def __init__(self, net: ReIDNet, feature: str, flip: bool) -> None:
         super().__init__()
         if feature not in FEATURES:
             raise InputError(f"feature={feature!r}: expected one of {FEATURES}")
@@ -125,8 +125,8 @@ class FeatureExtractor:
         self,
         net: ReIDNet,
         input_spec: InputSpec,
-        feature: str = "before_bn",
-        flip: bool = False,
+        feature: str,
+        flip: bool,
         device: str | torch.device = "cpu",
         batch_size: int = 64,
         spec: CheckpointSpec | None = None,
@@ -191,8 +191,8 @@ class FeatureExtractor:
 
     @property
     def metric(self) -> str:
-        """The distance the checkpoint was evaluated with (conf/eval's default without one)."""
-        return (self.spec.eval if self.spec else EvalConfig.defaults()).metric
+        """The distance the checkpoint was evaluated with (EvalConfig's default without one)."""
+        return (self.spec.eval if self.spec else EvalConfig()).metric
 
     def settings(self) -> dict[str, Any]:
         """Plain description of what produces the features (stored beside them and in exports)."""

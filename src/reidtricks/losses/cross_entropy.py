@@ -8,7 +8,7 @@ from torch import Tensor
 from reidtricks.losses.precision import autocast_off
 
 
-def cross_entropy_loss(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy_loss(logits: Tensor, targets: Tensor, label_smoothing: float) -> Tensor:
     """Mean CE against (1 - eps) * onehot + eps / N targets (N classes), computed in fp32.
 
     PyTorch's `label_smoothing` uses exactly these targets (the authors' CrossEntropyLabelSmooth).

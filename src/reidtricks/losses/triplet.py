@@ -20,9 +20,9 @@ def euclidean_distance_matrix(x: Tensor, y: Tensor) -> Tensor:
 def batch_hard_triplet_loss(
     feats: Tensor,
     targets: Tensor,
-    margin: float = 0.3,
-    soft_margin: bool = False,
-    normalize_features: bool = False,
+    margin: float,
+    soft_margin: bool,
+    normalize_features: bool,
 ) -> Tensor:
     """mean(relu(d_ap - d_an + margin)) over anchors, with each anchor's hardest positive (max
     distance to its id, itself included at ~1e-6) and hardest negative (min distance to other ids).

@@ -159,10 +159,10 @@ def _timm_backbone(
 
 def build_backbone(
     name: str,
-    last_stride: int = 2,
-    pretrained: bool = False,
-    pretrained_path: str | None = None,
-    pretrained_key_map: str = "by_name",
+    last_stride: int,
+    pretrained: bool,
+    pretrained_path: str | None,
+    pretrained_key_map: str,
 ) -> tuple[nn.Module, int]:
     """(feature extractor, channels C) for a torchvision ResNet name or `timm:<model>`.
 

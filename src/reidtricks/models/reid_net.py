@@ -30,7 +30,7 @@ class ReIDNet(nn.Module):
     the authors' code does so only with the BNNeck and keeps PyTorch's default init without it
     (docs/METHOD.md, "Network" and trick 5)."""
 
-    def __init__(self, backbone: nn.Module, feat_dim: int, num_classes: int, neck: str = "none"):
+    def __init__(self, backbone: nn.Module, feat_dim: int, num_classes: int, neck: str):
         super().__init__()
         if neck not in NECKS:
             raise InputError(f"model.neck={neck!r}: expected one of {NECKS}")
@@ -59,13 +59,14 @@ class ReIDNet(nn.Module):
 def build_reid_net(
     backbone: str,
     num_classes: int,
-    last_stride: int = 2,
-    neck: str = "none",
-    pretrained: bool = False,
-    pretrained_path: str | None = None,
-    pretrained_key_map: str = "by_name",
+    last_stride: int,
+    neck: str,
+    pretrained: bool,
+    pretrained_path: str | None,
+    pretrained_key_map: str,
 ) -> ReIDNet:
-    """The Hydra `_target_` of conf/model/*.yaml (num_classes is given once the data is loaded)."""
+    """The Hydra `_target_` of conf/model/*.yaml (num_classes is given once the data is loaded);
+    the other arguments' defaults are ModelConfig's (models/settings.py)."""
     trunk, channels = build_backbone(
         backbone, last_stride, pretrained, pretrained_path, pretrained_key_map
     )

@@ -62,7 +62,7 @@ def warn_small_identities(train_items: Sequence[ReIDItem], k: int) -> int:
     return small
 
 
-def check_run_settings(cfg: DictConfig) -> None:
+def check_run_keys(cfg: DictConfig) -> None:
     """The run's own keys (trainer.max_epochs, threads) checked, and one warning each for a
     schedule that lies beyond max_epochs or a loss whose every weight is 0."""
     max_epochs = cfg.trainer.get("max_epochs")

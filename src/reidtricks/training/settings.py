@@ -1,17 +1,20 @@
-"""The loss and optimiser settings as typed, checked objects; their defaults are in conf/loss/
-and conf/optim/ only (docs/METHOD.md, "Losses" and "Optimiser and LR schedule")."""
+"""The loss and optimiser settings as typed, checked objects, and the check of a run's settings.
+Their field defaults are the one place for the defaults (every trick off); conf/loss and conf/optim
+build on them (docs/METHOD.md, "Losses" and "Optimiser and LR schedule")."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from reidtricks.config import group_defaults, typed_config
+from reidtricks.config import typed_config
+from reidtricks.data.settings import NON_SETTING_KEYS, DataConfig
 from reidtricks.errors import InputError
 from reidtricks.evaluation.settings import EvalConfig
+from reidtricks.models.settings import ModelConfig
 from reidtricks.validate import require_bool, require_int, require_number
 
 
@@ -20,14 +23,14 @@ class LossConfig:
     """L = id_weight * CE(label_smoothing) + triplet_weight * batch-hard triplet(margin)
     + center_weight * center loss; the centers step with their own SGD at center_lr."""
 
-    id_weight: float
-    label_smoothing: float  # trick label_smooth
-    triplet_weight: float
-    triplet_margin: float
-    triplet_soft_margin: bool
-    triplet_normalize: bool
-    center_weight: float  # trick center_loss
-    center_lr: float
+    id_weight: float = 1.0
+    label_smoothing: float = 0.0  # trick label_smooth: 0.1
+    triplet_weight: float = 1.0
+    triplet_margin: float = 0.3
+    triplet_soft_margin: bool = False
+    triplet_normalize: bool = False
+    center_weight: float = 0.0  # trick center_loss: 0.0005
+    center_lr: float = 0.5  # the centers' own SGD, stepped with the unweighted center-loss gradient
 
     def __post_init__(self) -> None:
         for name in ("id_weight", "triplet_weight", "triplet_margin", "center_weight"):
@@ -43,29 +46,26 @@ class LossConfig:
     def from_mapping(cls, values: Mapping[str, Any]) -> LossConfig:
         return typed_config(cls, values, "loss")
 
-    @classmethod
-    def defaults(cls) -> LossConfig:
-        """conf/loss/default.yaml."""
-        return cls.from_mapping(group_defaults("loss"))
-
 
 @dataclass(frozen=True)
 class OptimConfig:
     """The optimiser (a Hydra `_partial_` spec), its two parameter groups, and the schedule:
     LR x gamma at each milestone epoch, after a linear warmup when `warmup` is on."""
 
-    optimizer: Mapping[str, Any]
-    lr: float
-    weight_decay: float
-    bias_lr_factor: float
-    weight_decay_bias: float | None
-    milestones: tuple[int, ...]
-    gamma: float
-    warmup: bool  # trick warmup
-    warmup_epochs: int
-    warmup_start_factor: float
-    warmup_per_step: bool  # ramp every iteration instead of once per epoch
-    gradient_clip_val: float | None
+    optimizer: Mapping[str, Any] = field(
+        default_factory=lambda: {"_target_": "torch.optim.Adam", "_partial_": True}
+    )
+    lr: float = 3.5e-4
+    weight_decay: float = 5.0e-4
+    bias_lr_factor: float = 1.0
+    weight_decay_bias: float | None = 5.0e-4
+    milestones: tuple[int, ...] = (40, 70)
+    gamma: float = 0.1
+    warmup: bool = False  # trick warmup: true
+    warmup_epochs: int = 10  # length of the linear warmup when it is on
+    warmup_start_factor: float = 0.01
+    warmup_per_step: bool = False  # ramp every iteration instead of once per epoch
+    gradient_clip_val: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.optimizer, Mapping) or "_target_" not in self.optimizer:
@@ -104,18 +104,16 @@ class OptimConfig:
     def from_mapping(cls, values: Mapping[str, Any]) -> OptimConfig:
         return typed_config(cls, values, "optim")
 
-    @classmethod
-    def defaults(cls, option: str = "adam") -> OptimConfig:
-        """conf/optim/OPTION.yaml."""
-        return cls.from_mapping(group_defaults("optim", option))
+
+def plain(node: Any) -> Any:
+    """A config node as plain, resolved values (a scalar as it is)."""
+    if isinstance(node, DictConfig | ListConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
 
 
 def typed_settings(cfg: DictConfig) -> dict[str, Any]:
     """The loss, optim, eval and eval_variants groups as checked, typed settings for ReIDModule."""
-
-    def plain(node: Any) -> Any:
-        return OmegaConf.to_container(node, resolve=True)
-
     eval_cfg = EvalConfig.from_mapping(plain(cfg.eval))
     variants = plain(cfg.eval_variants) if cfg.get("eval_variants") else {}
     return {
@@ -127,3 +125,28 @@ def typed_settings(cfg: DictConfig) -> dict[str, Any]:
             for name, overrides in variants.items()
         },
     }
+
+
+def data_settings(cfg: DictConfig) -> DataConfig:
+    """The data group's settings, checked (its datasets are checked by their own classes)."""
+    node = cfg.get("data")
+    if not isinstance(node, DictConfig):
+        raise InputError(f"data={node!r}: expected a data config (data=NAME, see conf/data)")
+    # The datasets are left unresolved: a `???` there is their own class's business.
+    return DataConfig.from_mapping({k: plain(node[k]) for k in node if k not in NON_SETTING_KEYS})
+
+
+def model_settings(cfg: DictConfig) -> ModelConfig:
+    """The model group's settings (build_reid_net's arguments but num_classes), checked."""
+    node = cfg.get("model")
+    if not isinstance(node, DictConfig):
+        raise InputError(f"model={node!r}: expected a model config (model=NAME, see conf/model)")
+    return ModelConfig.from_mapping(plain(node))
+
+
+def check_run_settings(cfg: DictConfig) -> dict[str, Any]:
+    """Every setting of a training run, checked before any folder or file is written: the
+    ReIDModule's (loss, optim, eval, eval_variants), then data and model."""
+    require_int("seed", cfg.get("seed"))
+    module = typed_settings(cfg)
+    return {"module": module, "data": data_settings(cfg), "model": model_settings(cfg)}
