@@ -489,14 +489,12 @@ def test_real_set_details():
 
 @pytest.mark.parametrize("cls", [VIPeR, PRID2011, GRID, ILIDS, CUHK01, ThreeDPeS, CAVIAR4REID])
 def test_configs_and_checkpoint_rebuild_every_class(tmp_path, cls):
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from reidtricks.cli.app import config_dir
+    from helpers import compose_config
     from reidtricks.inference.checkpoint import dataset_from_spec
 
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("stats", overrides=[f"data={cls.name}", f"paths.data_dir={tmp_path}"])
+    cfg = compose_config("stats", f"data={cls.name}", f"paths.data_dir={tmp_path}")
     train, test = cfg.data.train_sources[cls.name], cfg.data.test_sources[cls.name]
     source = instantiate(train)
     assert type(source) is cls and vars(source) == vars(instantiate(test))

@@ -4,9 +4,8 @@ error naming the key, before the checkpoint is read (it does not exist here)."""
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from reidtricks.cli.app import config_dir
+from helpers import compose_config
 from reidtricks.errors import InputError
 
 COMMON = [
@@ -34,8 +33,7 @@ def _cfg(command: str, tmp_path, *overrides: str):
     """The command's config for a checkpoint that does not exist."""
     inputs = {"extract": ["images=x"], "search": ["query=x", "gallery=x"], "export": []}
     base = [f"ckpt={tmp_path / 'missing.ckpt'}", f"paths.output_dir={tmp_path / 'out'}"]
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(command, overrides=[*base, *inputs[command], *overrides])
+    return compose_config(command, *base, *inputs[command], *overrides)
 
 
 def _run(command: str, cfg) -> None:
@@ -64,10 +62,10 @@ def test_good_values_pass_the_checks(command, tmp_path):
 
 
 def test_api_switches_are_strict():
+    from helpers import new_net
     from reidtricks.inference.extractor import InferenceNet
-    from reidtricks.models import build_reid_net
 
-    net = build_reid_net("resnet18", num_classes=3, last_stride=1, neck="bnneck")
+    net = new_net("resnet18", 3, last_stride=1, neck="bnneck")
     with pytest.raises(InputError, match=r"^flip='no': expected true or false"):
         InferenceNet(net, "after_bn", flip="no")
     assert InferenceNet(net, "after_bn", flip=False).flip is False

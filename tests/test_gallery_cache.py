@@ -9,15 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
-from helpers import tiny_overrides
-from reidtricks.cli.app import config_dir
+from helpers import compose_train, new_net, tiny_overrides
 from reidtricks.inference import FeatureExtractor, content_hash
 from reidtricks.inference.gallery_cache import gallery_features
-from reidtricks.models import build_reid_net
 
 SIZE = (12, 24)  # PNG width x height; stored uncompressed, every file has the same size
 
@@ -25,10 +22,9 @@ SIZE = (12, 24)  # PNG width x height; stored uncompressed, every file has the s
 @pytest.fixture(scope="module")
 def ckpt(tiny_data_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cache_ckpt")
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=[*tiny_overrides(tiny_data_dir, out), "+trick=bnneck"])
+    cfg = compose_train(*tiny_overrides(tiny_data_dir, out), "+trick=bnneck")
     torch.manual_seed(0)
-    net = build_reid_net("resnet18", num_classes=12, last_stride=1, neck="bnneck")
+    net = new_net("resnet18", 12, last_stride=1, neck="bnneck")
     path = out / "model.ckpt"
     info = {"config": OmegaConf.to_container(cfg, resolve=True), "stage": "bnneck", "seed": 0}
     state = {f"net.{k}": v for k, v in net.state_dict().items()}

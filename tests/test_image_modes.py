@@ -84,12 +84,12 @@ def test_16_bit_files_read_within_one_level_of_the_8_bit_copy(tmp_path, fmt, suf
 
 
 def test_extractor_features_of_a_16_bit_png_equal_its_8_bit_copy(tmp_path):
+    from helpers import new_net
     from reidtricks.inference import FeatureExtractor
     from reidtricks.inference.checkpoint import InputSpec
-    from reidtricks.models import build_reid_net
 
     torch.manual_seed(0)
-    net = build_reid_net("resnet18", num_classes=4, last_stride=1, neck="bnneck")
+    net = new_net("resnet18", 4, last_stride=1, neck="bnneck")
     spec = InputSpec(32, 16, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     extractor = FeatureExtractor(net.eval(), spec)
     grey = _grey(_picture(4))

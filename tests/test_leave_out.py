@@ -4,10 +4,9 @@ values of the baseline, and nothing else."""
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from reidtricks.cli.app import config_dir
+from helpers import compose_train
 
 # trick -> the stage before it in the chain (conf/trick/*.yaml)
 PREDECESSOR = {
@@ -23,8 +22,7 @@ NAMES = ("stage", "cell")
 
 def leaves(*overrides: str) -> dict[str, object]:
     """Every leaf of the training config (interpolations as written) as {dotted.key: value}."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=cuhk03_cpu", *overrides])
+    cfg = compose_train("experiment=cuhk03_cpu", *overrides)
     flat: dict[str, object] = {}
 
     def walk(node: object, prefix: str) -> None:
@@ -54,11 +52,10 @@ def test_leaving_one_trick_out_restores_exactly_its_baseline_values(trick):
 
 
 def test_cells_are_named_after_what_they_leave_out():
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cells = {
-            trick: compose("train", overrides=["+trick=center_loss", f"+leave_out={trick}"]).cell
-            for trick in ["none", *PREDECESSOR]
-        }
+    cells = {
+        trick: compose_train("+trick=center_loss", f"+leave_out={trick}").cell
+        for trick in ["none", *PREDECESSOR]
+    }
     assert cells["none"] == "bot"
     assert len(set(cells.values())) == len(cells)
 
@@ -69,12 +66,9 @@ def test_leaving_every_trick_out_is_the_baseline():
 
 
 def test_the_transfer_study_tests_every_set_over_all_trials():
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=["experiment=transfer_cuhk03", "+trick=center_loss", "+leave_out=rea"],
-            return_hydra_config=True,
-        )
+    cfg = compose_train(
+        "experiment=transfer_cuhk03", "+trick=center_loss", "+leave_out=rea", hydra_cfg=True
+    )
     assert list(cfg.data.test_sources) == [
         "cuhk03", "viper", "prid2011", "ilids", "threedpes", "caviar4reid"
     ]  # fmt: skip

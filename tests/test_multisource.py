@@ -6,11 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from reidtricks.cli.app import config_dir
+from helpers import compose_train
 from reidtricks.data.datamodule import ReIDDataModule
 from reidtricks.data.datasets import SyntheticReID
 from reidtricks.data.sampler import PKBatchSampler
@@ -85,13 +83,12 @@ def test_pk_batches_mix_the_sources(tiny_data_dir):
 def test_combineall_is_passed_per_source(tiny_data_dir):
     """`data.train_sources.NAME.combineall` reaches that source's class and no other."""
     entry = f"{{_target_: trial_data.TrialSynthetic, root: '{tiny_data_dir}', combineall: %s}}"
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            "data=synthetic", f"paths.data_dir={tiny_data_dir}",
-            "data.train_sources.synthetic.preset=tiny", "data.loader.num_workers=0",
-            f"+data.train_sources.all={entry % 'true'}",
-            f"+data.train_sources.some={entry % 'false'}",
-        ])  # fmt: skip
+    cfg = compose_train(
+        "data=synthetic", f"paths.data_dir={tiny_data_dir}",
+        "data.train_sources.synthetic.preset=tiny", "data.loader.num_workers=0",
+        f"+data.train_sources.all={entry % 'true'}",
+        f"+data.train_sources.some={entry % 'false'}",
+    )  # fmt: skip
     module = instantiate(cfg.data, _convert_="all")
     assert module.train_sources["all"].combineall is True
     assert module.train_sources["some"].combineall is False
@@ -103,18 +100,9 @@ def test_combineall_is_passed_per_source(tiny_data_dir):
     assert len(module.train_items) == 3 * len(tiny.train) + len(alone.query) + len(alone.gallery)
 
 
-CONF = Path(config_dir())
-
-
-@pytest.mark.skipif(
-    not (CONF / "dataset" / "viper.yaml").is_file(),
-    reason="conf/dataset/viper.yaml is absent: the VIPeR/PRID2011/i-LIDS/3DPeS/CAVIAR4REID "
-    "dataset configs are not in this checkout",
-)
 def test_dg_cuhk03_experiment_composes():
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=dg_cuhk03"])
-        cpu = compose("train", overrides=["experiment=cuhk03_cpu"])
+    cfg = compose_train("experiment=dg_cuhk03")
+    cpu = compose_train("experiment=cuhk03_cpu")
     assert cfg.task_name == "dg_cuhk03"
     data = cfg.data
     assert list(data.train_sources) == ["cuhk03", "threedpes", "caviar4reid"]

@@ -10,21 +10,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from helpers import tiny_overrides
-from reidtricks.cli.app import config_dir
+from helpers import compose_config, new_net, tiny_overrides
 from reidtricks.errors import InputError
 from reidtricks.inference.checkpoint import build_net_from_checkpoint
-from reidtricks.models import build_reid_net
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _compose(name: str, *overrides: str):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(name, overrides=list(overrides))
+    return compose_config(name, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +29,7 @@ def poisoned(tiny_data_dir, tmp_path_factory) -> tuple[Path, str]:
     returns (file, name of the first poisoned weight in the network's order)."""
     out = tmp_path_factory.mktemp("poisoned")
     cfg = _compose("train", *tiny_overrides(tiny_data_dir, out), "+trick=bnneck")
-    net = build_reid_net("resnet18", num_classes=12, last_stride=1, neck="bnneck")
+    net = new_net("resnet18", 12, last_stride=1, neck="bnneck")
     state = net.state_dict()
     floats = [k for k, v in state.items() if v.is_floating_point()]
     state[floats[4]].view(-1)[3] = float("inf")

@@ -4,16 +4,14 @@ anything is written."""
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from reidtricks.cli.app import config_dir
+from helpers import compose_config
 from reidtricks.cli.outputs import checked_output
 from reidtricks.errors import InputError
 
 
 def command_cfg(name: str, *overrides: str):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(name, overrides=["num_workers=0", "progress=false", *overrides])
+    return compose_config(name, "num_workers=0", "progress=false", *overrides)
 
 
 def test_checked_output_refuses_inputs_and_folders(tmp_path):

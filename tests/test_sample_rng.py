@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
-from helpers import tiny_overrides
+from helpers import compose_train, tiny_overrides
 from reidtricks.data.datamodule import ReIDDataModule
 from reidtricks.data.datasets import SyntheticReID
 from reidtricks.data.sample_rng import sample_generator
@@ -131,9 +131,6 @@ def test_erasing_rate_area_and_aspect_follow_the_settings():
 
 # -- training: straight and resumed runs end with the same weights for any loader ----------------
 def _train(data_dir, out, workers: int, persistent: bool, epochs: int, *extra: str):
-    from hydra import compose, initialize_config_dir
-
-    from reidtricks.cli.app import config_dir
     from reidtricks.cli.train import train
 
     overrides = [
@@ -149,8 +146,7 @@ def _train(data_dir, out, workers: int, persistent: bool, epochs: int, *extra: s
         f"trainer.max_epochs={epochs}",
         *extra,
     ]
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        train(compose("train", overrides=overrides))
+    train(compose_train(*overrides))
     return torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
 
 

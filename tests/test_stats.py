@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from reidtricks.cli.app import config_dir
+from helpers import compose_config
 from reidtricks.cli.stats import run_stats
 from reidtricks.errors import InputError
 from test_classic_datasets import make_caviar, make_prid, make_viper
@@ -20,8 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def stats(*overrides: str) -> str:
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return run_stats(compose("stats", overrides=list(overrides)))
+    return run_stats(compose_config("stats", *overrides))
 
 
 @pytest.mark.slow

@@ -176,10 +176,7 @@ def test_training_and_evaluate_report_every_trial(tiny_data_dir, tmp_path, capsy
     trial; `evaluate ... trials=` scores the same weights alike, and trials=[1] that trial alone."""
     import json
 
-    from hydra import compose, initialize_config_dir
-
-    from helpers import compose_evaluate, tiny_overrides
-    from reidtricks.cli.app import config_dir
+    from helpers import compose_evaluate, compose_train, tiny_overrides
     from reidtricks.cli.evaluate import evaluate_checkpoint
     from reidtricks.cli.train import train
 
@@ -188,8 +185,7 @@ def test_training_and_evaluate_report_every_trial(tiny_data_dir, tmp_path, capsy
     overrides = [*tiny_overrides(tiny_data_dir, tmp_path / "run"), "trainer.max_epochs=1",
                  "trainer.check_val_every_n_epoch=1", "++trainer.limit_train_batches=2",
                  f"+data.test_sources.trio={trio}", "data.test_trials=all"]  # fmt: skip
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        metrics = train(compose("train", overrides=overrides))
+    metrics = train(compose_train(*overrides))
     written = json.loads((tmp_path / "run" / "metrics.json").read_text())
     got = written["test_sets"]["trio"]
     assert got == metrics["test_sets"]["trio"]

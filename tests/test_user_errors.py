@@ -12,21 +12,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from helpers import compose_evaluate, tiny_overrides
-from reidtricks.cli.app import config_dir, one_line_errors
+from helpers import compose_config, compose_evaluate, new_net, tiny_overrides
+from reidtricks.cli.app import one_line_errors
 from reidtricks.errors import InputError
 from reidtricks.inference.checkpoint import load_checkpoint
-from reidtricks.models import build_reid_net
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def compose_cfg(name: str, *overrides: str):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(name, overrides=list(overrides))
+    return compose_config(name, *overrides)
 
 
 def short_run(data_dir: Path, out: Path, *extra: str):
@@ -112,7 +109,7 @@ def test_checkpoint_paths_that_are_not_files(tmp_path):
 class _Module(torch.nn.Module):
     def __init__(self, backbone: str, num_classes: int) -> None:
         super().__init__()
-        self.net = build_reid_net(backbone, num_classes=num_classes, last_stride=2, neck="none")
+        self.net = new_net(backbone, num_classes, last_stride=2, neck="none")
 
 
 def test_resume_onto_another_network_or_a_shorter_run(tmp_path):
