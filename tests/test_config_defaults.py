@@ -335,9 +335,23 @@ def composed(*overrides: str) -> dict[str, Any]:
     return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 
+# Keys the other branches added (random-split trials, warmup per step) and the split and
+# combineall every dataset config names (fixed split 0, not combined) for each source.
+ADDED_ELSEWHERE = {"data.test_trials": None, "optim.warmup_per_step": False}
+SOURCE_KEYS = {"split": 0, "combineall": False}
+
+
 def expected(case: str) -> dict[str, Any]:
-    values = {**BASELINE, **ADDED, **DIFFS.get(case, {})}
-    return {k: v for k, v in values.items() if v != ABSENT}
+    values = {**BASELINE, **ADDED, **ADDED_ELSEWHERE, **DIFFS.get(case, {})}
+    values = {k: v for k, v in values.items() if v != ABSENT}
+    sources = [
+        k.removesuffix("._target_")
+        for k in values
+        if k.startswith("data.")
+        and k.split(".")[1] in ("train_sources", "test_sources")
+        and k.endswith("._target_")
+    ]
+    return {**values, **{f"{s}.{key}": v for s in sources for key, v in SOURCE_KEYS.items()}}
 
 
 def test_the_baseline_composes_the_values_it_composed_before(monkeypatch):

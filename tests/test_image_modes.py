@@ -91,7 +91,7 @@ def test_extractor_features_of_a_16_bit_png_equal_its_8_bit_copy(tmp_path):
     torch.manual_seed(0)
     net = new_net("resnet18", 4, last_stride=1, neck="bnneck")
     spec = InputSpec(32, 16, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    extractor = FeatureExtractor(net.eval(), spec)
+    extractor = FeatureExtractor(net.eval(), spec, feature="before_bn", flip=False)
     grey = _grey(_picture(4))
     Image.fromarray(grey).save(tmp_path / "eight.png")
     Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")

@@ -31,6 +31,8 @@ def two_source_datamodule(root: Path, p: int) -> ReIDDataModule:
         sampler={"p": p, "k": 2},
         transform={"height": 16, "width": 8},
         loader={"num_workers": 0},
+        seed=0,
+        verify_images=False,
     )
     module.setup("fit")
     return module

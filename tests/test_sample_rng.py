@@ -15,6 +15,7 @@ from helpers import compose_train, tiny_overrides
 from reidtricks.data.datamodule import ReIDDataModule
 from reidtricks.data.datasets import SyntheticReID
 from reidtricks.data.sample_rng import sample_generator
+from reidtricks.data.settings import TransformConfig
 from reidtricks.data.transforms import build_train_transform
 
 LOADERS = [(0, False), (1, False), (1, True), (2, False), (2, True)]
@@ -29,6 +30,7 @@ def _datamodule(root, workers: int, persistent: bool) -> ReIDDataModule:
         transform={"height": 32, "width": 16, "pad": 3, "erasing_prob": 0.5},
         loader={"num_workers": workers, "persistent_workers": persistent},
         seed=7,
+        verify_images=False,
     )
 
 
@@ -75,11 +77,16 @@ def _binomial_ok(hits: int, n: int, p: float) -> bool:
     return abs(hits - n * p) <= 5 * math.sqrt(n * p * (1 - p)) + 1e-9
 
 
+def _train_transform(height: int, width: int, **changes):
+    """build_train_transform for TransformConfig's defaults with these changes."""
+    return build_train_transform(TransformConfig(height=height, width=width, **changes))
+
+
 @pytest.mark.parametrize("flip_prob", [0.0, 0.3, 0.5, 1.0])
 def test_flip_rate_matches_flip_prob(flip_prob):
     arr = np.zeros((8, 4, 3), dtype=np.uint8)
     arr[:, 2:] = 255  # right half white: a flip moves it to the left
-    t = build_train_transform(8, 4, flip_prob=flip_prob, pad=0, mean=(0, 0, 0), std=(1, 1, 1))
+    t = _train_transform(8, 4, flip_prob=flip_prob, pad=0, mean=(0, 0, 0), std=(1, 1, 1))
     outs = _augment(t, Image.fromarray(arr), 2000)
     flipped = [bool(out[0, 0, 0] == 1.0) for out in outs]
     assert _binomial_ok(sum(flipped), len(outs), flip_prob), sum(flipped)
@@ -87,7 +94,7 @@ def test_flip_rate_matches_flip_prob(flip_prob):
 
 def test_pad_crop_offsets_are_uniform_over_the_padding():
     height, width, pad = 12, 8, 3
-    t = build_train_transform(height, width, flip_prob=0.0, pad=pad, mean=(0, 0, 0), std=(1, 1, 1))
+    t = _train_transform(height, width, flip_prob=0.0, pad=pad, mean=(0, 0, 0), std=(1, 1, 1))
     white = Image.new("RGB", (width, height), (255, 255, 255))
     counts = np.zeros((2 * pad + 1, 2 * pad + 1), dtype=int)
     for out in _augment(t, white, 4900):
@@ -106,7 +113,7 @@ def test_pad_crop_offsets_are_uniform_over_the_padding():
 def test_erasing_rate_area_and_aspect_follow_the_settings():
     height, width = 40, 20
     area, aspect = (0.05, 0.3), (0.5, 2.0)
-    t = build_train_transform(
+    t = _train_transform(
         height, width, flip_prob=0.0, pad=0, mean=(0, 0, 0), std=(1, 1, 1),
         erasing_prob=0.4, erasing_area=area, erasing_aspect=aspect, erasing_fill="zero",
     )  # fmt: skip

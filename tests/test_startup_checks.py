@@ -44,7 +44,7 @@ def test_train_refuses_before_writing_anything(override, message, tmp_path):
 def test_the_datasets_are_left_to_their_classes():
     """A dataset field still to be given (`root: ???` of conf/dataset/folder.yaml) or one the
     settings do not know (`split`) is not the start-up check's business."""
-    cfg = compose_train("data=folder", "+data.train_sources.folder.split=a")
+    cfg = compose_train("data=folder", "data.train_sources.folder.split=a")
     checked = check_run_settings(cfg)
     assert checked["data"] == DataConfig(seed=0)
     assert checked["model"] == ModelConfig()

@@ -58,6 +58,8 @@ def trial_datamodule(root, test_trials) -> ReIDDataModule:
         sampler={"p": 2, "k": 2},
         transform={"height": 16, "width": 8},
         loader={"num_workers": 0},
+        seed=0,
+        verify_images=False,
         test_trials=test_trials,
     )
     module.setup()
