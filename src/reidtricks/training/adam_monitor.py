@@ -34,6 +34,8 @@ class AdamStepSizeMonitor(pl.Callback):
     def __init__(self, every_n_steps: int = 8, sample: int = 200_000, seed: int = 0) -> None:
         self.every_n_steps, self.sample, self.seed = every_n_steps, sample, seed
         self._index: dict[str, torch.Tensor] = {}
+        self._batches = 0  # training batches seen (not trainer.global_step, which counts every
+        # optimiser's steps)
 
     def _parts(self, module: pl.LightningModule) -> dict[str, list[torch.Tensor]]:
         backbone = [p for p in module.net.backbone.parameters() if p.requires_grad]
@@ -44,7 +46,8 @@ class AdamStepSizeMonitor(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
     ) -> None:
-        if trainer.global_step % self.every_n_steps:
+        self._batches += 1
+        if (self._batches - 1) % self.every_n_steps:
             return
         optimizer = trainer.optimizers[0]
         if not isinstance(optimizer, torch.optim.Adam):
