@@ -49,6 +49,7 @@ def assert_one_line(proc: subprocess.CompletedProcess, *parts: str) -> None:
         assert part in err, err
 
 
+@pytest.mark.slow  # processes of their own (the commands as a user starts them)
 def test_train_and_evaluate_refuse_a_finished_run_folder(tmp_path):
     run = tmp_path / "run"
     files = finished_run(run)
@@ -62,6 +63,7 @@ def test_train_and_evaluate_refuse_a_finished_run_folder(tmp_path):
     assert_untouched(run, files)
 
 
+@pytest.mark.slow  # processes of their own (the commands as a user starts them)
 def test_a_live_runs_folder_keeps_its_config(tmp_path):
     run = tmp_path / "live"
     files = finished_run(run)
@@ -75,6 +77,7 @@ def test_a_live_runs_folder_keeps_its_config(tmp_path):
     assert_untouched(run, files)
 
 
+@pytest.mark.slow  # processes of their own (the commands as a user starts them)
 def test_resume_in_its_own_folder_is_not_refused(tmp_path):
     run = tmp_path / "run"
     finished_run(run)
@@ -86,6 +89,7 @@ def test_resume_in_its_own_folder_is_not_refused(tmp_path):
     assert "cannot be read as a weights-only torch checkpoint" in proc.stderr
 
 
+@pytest.mark.slow  # processes of their own (the commands as a user starts them)
 def test_a_sweep_into_an_existing_sweep_folder_is_refused(tmp_path):
     sweep = tmp_path / "sweep"
     sweep.mkdir()
@@ -96,6 +100,7 @@ def test_a_sweep_into_an_existing_sweep_folder_is_refused(tmp_path):
     assert [p.name for p in sweep.iterdir()] == ["multirun.yaml"]
 
 
+@pytest.mark.slow  # processes of their own (the commands as a user starts them)
 def test_failing_sweep_jobs_are_reported_and_the_sweep_goes_on(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_command("train", "-m", f"hydra.sweep.dir={sweep}", "seed=abc,xyz")

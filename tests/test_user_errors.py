@@ -179,6 +179,7 @@ def cli(name: str, *args: str) -> str:
     return err
 
 
+@pytest.mark.slow  # two processes of their own (the command as a user starts it)
 def test_cli_log_and_data_roots(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
