@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from pathlib import Path
 
+from reidtricks.data.datasets.base import DatasetParser
 from reidtricks.data.datasets.classic import RANDOM_TRIALS, list_named, split_ids, trial_rng
 from reidtricks.data.datasets.market_naming import find_dataset_dir
-from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits, check_split
+from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits
 
 NAME = re.compile(r"(\d{4})(\d{3})\.jpg", re.IGNORECASE)
 PATTERN = "PPPPSSS.jpg (person, image index; e.g. 0003005.jpg)"
 FIRST_CAMERA_LAST_IMAGE = 10  # SSS 001-010: camera 1 (camid 0); 011-020: camera 2 (camid 1)
 
 
-class CAVIAR4REID:
+class CAVIAR4REID(DatasetParser):
     """<root>/caviar4reid/CAVIARa/PPPPSSS.jpg; camera by image index (observed, see METHOD.md).
 
     Split i (RandomState(i)), our protocol: the two-camera people split in half, test queries =
@@ -24,11 +24,6 @@ class CAVIAR4REID:
     name = "caviar4reid"
     num_splits = RANDOM_TRIALS
     candidates = ("caviar4reid", "CAVIAR4REID", "")
-
-    def __init__(self, root: str | Path, split: int = 0, combineall: bool = False) -> None:
-        self.root = str(root)
-        self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
 
     def load(self) -> ReIDSplits:
         folder = find_dataset_dir(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
+from reidtricks.data.datasets.base import DatasetParser
 from reidtricks.data.datasets.classic import RANDOM_TRIALS, list_named, split_ids, trial_rng
 from reidtricks.data.datasets.market_naming import find_dataset_dir
-from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits, check_split
+from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits
 from reidtricks.errors import InputError
 
 NAME = re.compile(r"(\d{4})(\d{3})\.png", re.IGNORECASE)
@@ -15,7 +15,7 @@ PATTERN = "NNNNMMM.png (person, image 001-004; e.g. 0001001.png)"
 CAMERA_A_IMAGES = (1, 2)  # MMM 001-002: camera A (camid 0); 003-004: camera B (camid 1)
 
 
-class CUHK01:
+class CUHK01(DatasetParser):
     """<root>/cuhk01/campus/NNNNMMM.png.
 
     Split i (RandomState(i)): 485 train / 486 test people; queries = the test people's camera A
@@ -24,11 +24,6 @@ class CUHK01:
     name = "cuhk01"
     num_splits = RANDOM_TRIALS
     candidates = ("cuhk01", "")
-
-    def __init__(self, root: str | Path, split: int = 0, combineall: bool = False) -> None:
-        self.root = str(root)
-        self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
 
     def load(self) -> ReIDSplits:
         folder = (

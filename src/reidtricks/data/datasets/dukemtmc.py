@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from reidtricks.data.datasets.base import DatasetParser
 from reidtricks.data.datasets.market_naming import (
     MARKET_SPLIT_DIRS,
     find_dataset_dir,
     read_market_style,
 )
-from reidtricks.data.splits import ReIDSplits, check_split
+from reidtricks.data.splits import ReIDSplits
 
 
-class DukeMTMC:
+class DukeMTMC(DatasetParser):
     """<root>/dukemtmc-reid/DukeMTMC-reID/ or <root>/DukeMTMC-reID/ (or root itself)."""
 
     name = "dukemtmc"
     num_splits = 1
     candidates = ("", "dukemtmc-reid/DukeMTMC-reID", "DukeMTMC-reID", "dukemtmc-reid")
-
-    def __init__(self, root: str | Path, split: int = 0, combineall: bool = False) -> None:
-        self.root = str(root)
-        self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
 
     def load(self) -> ReIDSplits:
         folder = find_dataset_dir(

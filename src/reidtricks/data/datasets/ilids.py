@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from pathlib import Path
 
+from reidtricks.data.datasets.base import DatasetParser
 from reidtricks.data.datasets.classic import RANDOM_TRIALS, list_named, split_ids, trial_rng
 from reidtricks.data.datasets.market_naming import find_dataset_dir
-from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits, check_split
+from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits
 
 NAME = re.compile(r"(\d{4})(\d{3})\.jpg", re.IGNORECASE)
 PATTERN = "PPPPSSS.jpg (person, image index; e.g. 0001001.jpg)"
 
 
-class ILIDS:
+class ILIDS(DatasetParser):
     """<root>/ilids/i-LIDS_Pedestrian/Persons/PPPPSSS.jpg; camid = SSS - 1 (image index).
 
     Split i (RandomState(i)): 59 train / 60 test people; per test person one random image is the
@@ -23,11 +23,6 @@ class ILIDS:
     name = "ilids"
     num_splits = RANDOM_TRIALS
     candidates = ("ilids/i-LIDS_Pedestrian", "i-LIDS_Pedestrian", "ilids", "")
-
-    def __init__(self, root: str | Path, split: int = 0, combineall: bool = False) -> None:
-        self.root = str(root)
-        self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
 
     def load(self) -> ReIDSplits:
         folder = find_dataset_dir(

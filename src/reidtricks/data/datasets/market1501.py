@@ -4,25 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reidtricks.data.datasets.base import DatasetParser
 from reidtricks.data.datasets.market_naming import (
     MARKET_SPLIT_DIRS,
     find_dataset_dir,
     read_market_style,
 )
-from reidtricks.data.splits import ReIDSplits, check_split
+from reidtricks.data.splits import ReIDSplits
 
 
-class Market1501:
+class Market1501(DatasetParser):
     """<root>/market1501/ or <root>/Market-1501-v15.09.15/ (or root itself) with the 3 folders."""
 
     name = "market1501"
     num_splits = 1
     candidates = ("", "market1501", "Market-1501-v15.09.15", "market1501/Market-1501-v15.09.15")
-
-    def __init__(self, root: str | Path, split: int = 0, combineall: bool = False) -> None:
-        self.root = str(root)
-        self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
 
     def dataset_dir(self) -> Path:
         return find_dataset_dir(

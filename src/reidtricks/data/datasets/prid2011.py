@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
+from reidtricks.data.datasets.base import DatasetParser
 from reidtricks.data.datasets.classic import RANDOM_TRIALS, list_named, split_ids, trial_rng
 from reidtricks.data.datasets.market_naming import find_dataset_dir
-from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits, check_split
+from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits
 from reidtricks.errors import InputError
 
 CAMERAS = ("cam_a", "cam_b")  # camid 0, 1
@@ -17,7 +17,7 @@ SHARED = 200  # persons 0001-0200 are the same people in both cameras
 CAM_A_ONLY_OFFSET = 10000  # pid of cam_a person N > 200 (a different person than cam_b's N)
 
 
-class PRID2011:
+class PRID2011(DatasetParser):
     """<root>/prid2011/prid_2011/single_shot/{cam_a,cam_b}/person_NNNN.png.
 
     Split i (RandomState(i)): persons 1-200 split 100/100; queries = cam_a images of the test
@@ -26,11 +26,6 @@ class PRID2011:
     name = "prid2011"
     num_splits = RANDOM_TRIALS
     candidates = ("prid2011/prid_2011/single_shot", "prid_2011/single_shot", "single_shot", "")
-
-    def __init__(self, root: str | Path, split: int = 0, combineall: bool = False) -> None:
-        self.root = str(root)
-        self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
 
     def load(self) -> ReIDSplits:
         folder = find_dataset_dir(

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from pathlib import Path
 
+from reidtricks.data.datasets.base import DatasetParser
 from reidtricks.data.datasets.classic import RANDOM_TRIALS, list_named, split_ids, trial_rng
 from reidtricks.data.datasets.market_naming import find_dataset_dir
-from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits, check_split
+from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits
 
 NAME = re.compile(r"(\d+)_(?:B_)?(\d+)_FRAME_(\d+)_RGB\.(?:png|bmp)", re.IGNORECASE)
 PATTERN = "<person>_<seq>_FRAME_<frame>_RGB.png or .bmp (e.g. 100_3_FRAME_26_RGB.png)"
 QUERY_CAM, GALLERY_CAM = 0, 1  # no camera in the names: query 0 / gallery 1, train 0
 
 
-class ThreeDPeS:
+class ThreeDPeS(DatasetParser):
     """<root>/3dpes/3DPeS/RGB/<person>_<seq>_FRAME_<frame>_RGB.png (or .bmp).
 
     Split i (RandomState(i)): the people with >= 2 images split in half; per test person one
@@ -24,11 +24,6 @@ class ThreeDPeS:
     name = "threedpes"
     num_splits = RANDOM_TRIALS
     candidates = ("3dpes/3DPeS", "3DPeS", "3dpes", "")
-
-    def __init__(self, root: str | Path, split: int = 0, combineall: bool = False) -> None:
-        self.root = str(root)
-        self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
 
     def load(self) -> ReIDSplits:
         folder = find_dataset_dir(

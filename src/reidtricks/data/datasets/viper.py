@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
+from reidtricks.data.datasets.base import DatasetParser
 from reidtricks.data.datasets.classic import RANDOM_TRIALS, list_named, split_ids, trial_rng
 from reidtricks.data.datasets.market_naming import find_dataset_dir
-from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits, check_split
+from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits
 
 CAMERAS = ("cam_a", "cam_b")  # camid 0, 1
 NAME = re.compile(r"(\d{3})_(\d+)\.bmp", re.IGNORECASE)
 PATTERN = "NNN_ANGLE.bmp (e.g. 001_45.bmp)"
 
 
-class VIPeR:
+class VIPeR(DatasetParser):
     """<root>/viper/VIPeR/{cam_a,cam_b}/NNN_ANGLE.bmp; people paired across cameras by NNN.
 
     Split i (RandomState(i)): half the people train, the others test with cam_a images as
@@ -23,11 +23,6 @@ class VIPeR:
     name = "viper"
     num_splits = RANDOM_TRIALS
     candidates = ("viper/VIPeR", "VIPeR", "viper", "")
-
-    def __init__(self, root: str | Path, split: int = 0, combineall: bool = False) -> None:
-        self.root = str(root)
-        self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
 
     def load(self) -> ReIDSplits:
         folder = find_dataset_dir(
