@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reidtricks.data.datasets.base import DatasetParser
 from reidtricks.data.datasets.market_naming import (
     MARKET_SPLIT_DIRS,
     find_dataset_dir,
     read_market_style,
 )
-from reidtricks.data.splits import ReIDSplits, check_split
+from reidtricks.data.splits import ReIDSplits
 from reidtricks.errors import InputError
 
 VARIANTS = ("detected", "labeled")
 
 
-class CUHK03NP:
+class CUHK03NP(DatasetParser):
     """<root>/cuhk03-np/{detected,labeled}/ with Market-style folders and names."""
 
     name = "cuhk03"
@@ -30,9 +31,8 @@ class CUHK03NP:
     ) -> None:
         if variant not in VARIANTS:
             raise InputError(f"cuhk03 variant={variant!r}: expected one of {VARIANTS}")
-        self.root, self.variant = str(root), variant
-        self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
+        super().__init__(root, split, combineall)
+        self.variant = variant
 
     def load(self) -> ReIDSplits:
         other = Path(self.root).name

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reidtricks.data.datasets.base import DatasetParser
 from reidtricks.data.datasets.market_naming import find_dataset_dir, read_market_style
-from reidtricks.data.splits import ReIDSplits, check_split
+from reidtricks.data.splits import ReIDSplits
 
 
-class FolderDataset:
+class FolderDataset(DatasetParser):
     """root/{train_dir,query_dir,gallery_dir} holding PPPP_cC*.jpg files; the training folder may
     be missing or empty (a test-only folder: empty train split)."""
 
@@ -24,10 +25,8 @@ class FolderDataset:
         split: int = 0,
         combineall: bool = False,
     ) -> None:
-        self.root = str(root)
+        super().__init__(root, split, combineall)
         self.dirs = (train_dir, query_dir, gallery_dir)
-        self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
 
     def load(self) -> ReIDSplits:
         layout = f"{{{','.join(self.dirs)}}} ({self.dirs[0]} optional)"

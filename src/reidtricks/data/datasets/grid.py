@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from reidtricks.data.datasets.base import DatasetParser
 from reidtricks.data.datasets.classic import RANDOM_TRIALS, list_named, split_ids, trial_rng
 from reidtricks.data.datasets.grid_partitions import MAT_NAME, read_partitions
 from reidtricks.data.datasets.market_naming import find_dataset_dir
-from reidtricks.data.splits import ReIDSplits, assemble_splits, check_split
+from reidtricks.data.splits import ReIDSplits, assemble_splits
 from reidtricks.errors import InputError
 
 NAME = re.compile(r"(\d{4})_(\d+)_.*\.jpe?g", re.IGNORECASE)
@@ -17,7 +18,7 @@ PARTITIONS = ("official", "random")
 DISTRACTOR = 0  # gallery person 0000: no identity
 
 
-class GRID:
+class GRID(DatasetParser):
     """<root>/grid/underground_reid/{probe,gallery}/*.jpeg + features_and_partitions.mat.
 
     Split i: official partition i (125 training people) or, with partitions=random, a seeded
@@ -36,9 +37,7 @@ class GRID:
     ) -> None:
         if partitions not in PARTITIONS:
             raise InputError(f"grid partitions={partitions!r}: expected one of {PARTITIONS}")
-        self.root = str(root)
-        self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
+        super().__init__(root, split, combineall)
         self.partitions = partitions
 
     def load(self) -> ReIDSplits:

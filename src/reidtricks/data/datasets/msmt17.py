@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits, check_split
+from reidtricks.data.datasets.base import DatasetParser
+from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits
 from reidtricks.errors import InputError, MissingInputError
 
 # version -> (folder name, train image dir, test image dir)
@@ -39,7 +40,7 @@ def read_list_file(list_path: Path, image_dir: Path) -> list[ReIDItem]:
     return sorted(items)
 
 
-class MSMT17:
+class MSMT17(DatasetParser):
     """<root>/MSMT17_V1/ or <root>/MSMT17_V2/ (also under msmt17/, or root itself)."""
 
     name = "msmt17"
@@ -55,9 +56,8 @@ class MSMT17:
     ) -> None:
         if version not in ("auto", *LAYOUTS):
             raise InputError(f"msmt17 version={version!r}: expected auto, v1 or v2")
-        self.root, self.version, self.merge_train_val = str(root), version, merge_train_val
-        self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
+        super().__init__(root, split, combineall)
+        self.version, self.merge_train_val = version, merge_train_val
 
     def _locate(self) -> tuple[Path, str, str]:
         root = Path(self.root)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reidtricks.data.datasets.base import DatasetParser
 from reidtricks.data.datasets.market_naming import read_market_style
-from reidtricks.data.splits import ReIDSplits, check_split
+from reidtricks.data.splits import ReIDSplits
 from reidtricks.data.synthetic_generator import (
     PRESETS,
     generate_dataset,
@@ -15,7 +16,7 @@ from reidtricks.data.synthetic_generator import (
 from reidtricks.errors import InputError
 
 
-class SyntheticReID:
+class SyntheticReID(DatasetParser):
     """<root>/synthetic-<preset>-seed<seed>/ in the Market-1501 layout (generated if missing)."""
 
     name = "synthetic"
@@ -31,9 +32,8 @@ class SyntheticReID:
     ) -> None:
         if preset not in PRESETS:
             raise InputError(f"synthetic preset={preset!r}: expected one of {sorted(PRESETS)}")
-        self.root, self.preset, self.seed = str(root), preset, int(seed)
-        self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
+        super().__init__(root, split, combineall)
+        self.preset, self.seed = preset, int(seed)
 
     @property
     def dataset_dir(self) -> Path:
