@@ -20,10 +20,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The edit-test loop (under a minute, offline): everything but the tests that train models or run
-# sweeps (slow), download (network) or read ../shared/data (real_data).
+# The edit-test loop (under a minute, offline, one pytest worker per core): everything but the
+# tests that train, start processes or loader workers, or sample thousands of draws (slow),
+# download (network) or read ../shared/data (real_data).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not network and not real_data"
+	$(BIN)/python -m pytest -q -n auto -m "not slow and not network and not real_data"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts

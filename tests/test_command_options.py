@@ -53,6 +53,7 @@ def test_a_bad_option_value_is_one_line_naming_the_key(command, key, value, tmp_
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # runs every command
 @pytest.mark.parametrize("command", list(BAD))
 def test_good_values_pass_the_checks(command, tmp_path):
     good = ["flip=false", "feature=after_bn", "batch_size=3", "num_workers=0", "progress=false"]
@@ -69,3 +70,21 @@ def test_api_switches_are_strict():
     with pytest.raises(InputError, match=r"^flip='no': expected true or false"):
         InferenceNet(net, "after_bn", flip="no")
     assert InferenceNet(net, "after_bn", flip=False).flip is False
+
+
+@pytest.mark.parametrize("command", list(BAD))
+def test_the_run_settings_come_from_one_place(command):
+    """device, batch_size, ... of the three commands and the Python API's defaults are those of
+    ExtractionConfig; only export's parity batch is its own (32)."""
+    import inspect
+    from dataclasses import asdict
+
+    from reidtricks.inference import FeatureExtractor
+    from reidtricks.inference.settings import ExtractionConfig
+
+    cfg = compose_config(command, "ckpt=x")
+    expected = {**asdict(ExtractionConfig()), **({"batch_size": 32} if command == "export" else {})}
+    assert {key: cfg[key] for key in expected} == expected
+    signature = inspect.signature(FeatureExtractor.from_checkpoint).parameters
+    assert signature["device"].default == ExtractionConfig.device
+    assert signature["batch_size"].default == ExtractionConfig.batch_size

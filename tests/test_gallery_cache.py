@@ -57,6 +57,7 @@ def _fresh(ckpt: Path, files: list[Path]) -> torch.Tensor:
     return FeatureExtractor.from_checkpoint(ckpt, batch_size=4).extract_files(files).features
 
 
+@pytest.mark.slow  # extracts features twice
 def test_same_size_and_mtime_but_new_bytes_gives_fresh_features(ckpt, tmp_path, monkeypatch):
     monkeypatch.setattr(content_hash, "RACY_NS", 0)  # trust stamps at once: the shortcut is on
     hashed = []
@@ -87,6 +88,7 @@ def test_same_size_and_mtime_but_new_bytes_gives_fresh_features(ckpt, tmp_path, 
     assert torch.equal(third.features[:3], first.features[:3])
 
 
+@pytest.mark.slow  # extracts features twice
 @pytest.mark.parametrize("damage", ["truncated", "empty"])
 def test_unreadable_cache_warns_once_and_is_rebuilt(damage, ckpt, tmp_path, capsys):
     root, cache = tmp_path / "gallery", tmp_path / "cache"
@@ -105,6 +107,7 @@ def test_unreadable_cache_warns_once_and_is_rebuilt(damage, ckpt, tmp_path, caps
     assert hit and torch.equal(again.features, fresh)
 
 
+@pytest.mark.slow  # extracts features twice
 @pytest.mark.parametrize("edit", ["fewer_rows", "fewer_files", "other_dims", "nan"])
 def test_inconsistent_cache_is_rebuilt(edit, ckpt, tmp_path, capsys):
     root, cache = tmp_path / "gallery", tmp_path / "cache"

@@ -40,6 +40,7 @@ def changed(a: dict[str, object], b: dict[str, object]) -> set[str]:
     return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
 
 
+@pytest.mark.slow  # composes three full train configs
 @pytest.mark.parametrize("trick", list(PREDECESSOR))
 def test_leaving_one_trick_out_restores_exactly_its_baseline_values(trick):
     bot = leaves("+trick=center_loss", "+leave_out=none")
@@ -51,6 +52,7 @@ def test_leaving_one_trick_out_restores_exactly_its_baseline_values(trick):
     assert {k: without[k] for k in own_keys} == {k: baseline[k] for k in own_keys}
 
 
+@pytest.mark.slow  # composes every leave-out config
 def test_cells_are_named_after_what_they_leave_out():
     cells = {
         trick: compose_train("+trick=center_loss", f"+leave_out={trick}").cell

@@ -368,6 +368,7 @@ def single_shot_expectation(dist, q_pids, g_pids, q_cams, g_cams, max_rank):
     return np.mean(cmcs, 0)
 
 
+@pytest.mark.slow  # averages many random draws
 def test_cuhk03_single_shot_matches_expectation(monkeypatch):
     rng = np.random.default_rng(6)
     case = random_case(rng, 12, 60, 6, 3, tie_levels=6)

@@ -136,6 +136,7 @@ def test_bad_names_are_clear_errors():
         new_backbone("resnet18", last_stride=3)
 
 
+@pytest.mark.slow  # builds and saves several backbones
 def test_pretrained_path_round_trip_and_errors(tmp_path):
     reference = torchvision.models.resnet18()
     torch.save(reference.state_dict(), tmp_path / "r18.pth")  # fc.* keys are ignored
@@ -170,6 +171,7 @@ def test_pretrained_path_timm(tmp_path):
         assert torch.equal(value, reference.state_dict()[key]), key
 
 
+@pytest.mark.slow  # builds several backbones
 def test_offline_download_is_a_one_line_error(monkeypatch, tmp_path):
     def no_internet(*args, **kwargs):
         raise OSError("network unreachable")

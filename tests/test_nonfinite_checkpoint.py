@@ -59,6 +59,7 @@ def test_loading_names_the_first_non_finite_weight(poisoned):
         build_net_from_checkpoint(checkpoint, str(path))
 
 
+@pytest.mark.slow  # runs every command
 def test_every_command_refuses_it_and_writes_nothing(poisoned, tiny_data_dir, tmp_path):
     from reidtricks.cli.evaluate import evaluate_checkpoint
     from reidtricks.cli.export import export_checkpoint

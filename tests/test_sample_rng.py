@@ -47,6 +47,7 @@ def _epochs(root, workers: int, persistent: bool, epochs: int = 2) -> list[list[
     return out
 
 
+@pytest.mark.slow  # runs DataLoader workers
 def test_batches_are_identical_for_any_workers_and_epochs_differ(tiny_data_dir):
     reference = _epochs(tiny_data_dir, 0, False)
     assert not torch.equal(reference[0][0], reference[1][0])  # a new epoch, new draws
@@ -82,6 +83,7 @@ def _train_transform(height: int, width: int, **changes):
     return build_train_transform(TransformConfig(height=height, width=width, **changes))
 
 
+@pytest.mark.slow  # samples thousands of augmentations
 @pytest.mark.parametrize("flip_prob", [0.0, 0.3, 0.5, 1.0])
 def test_flip_rate_matches_flip_prob(flip_prob):
     arr = np.zeros((8, 4, 3), dtype=np.uint8)
@@ -92,6 +94,7 @@ def test_flip_rate_matches_flip_prob(flip_prob):
     assert _binomial_ok(sum(flipped), len(outs), flip_prob), sum(flipped)
 
 
+@pytest.mark.slow  # samples thousands of augmentations
 def test_pad_crop_offsets_are_uniform_over_the_padding():
     height, width, pad = 12, 8, 3
     t = _train_transform(height, width, flip_prob=0.0, pad=pad, mean=(0, 0, 0), std=(1, 1, 1))
@@ -110,6 +113,7 @@ def test_pad_crop_offsets_are_uniform_over_the_padding():
     assert chi2 < 48 + 5 * math.sqrt(2 * 48), chi2  # 48 degrees of freedom
 
 
+@pytest.mark.slow  # samples thousands of augmentations
 def test_erasing_rate_area_and_aspect_follow_the_settings():
     height, width = 40, 20
     area, aspect = (0.05, 0.3), (0.5, 2.0)
@@ -215,6 +219,7 @@ def _fit(root, out, epochs: int, ckpt_path=None):
     return module.seen, trainer
 
 
+@pytest.mark.slow  # trains, with DataLoader workers
 def test_a_resumed_fit_with_workers_sees_the_batches_of_its_epoch(tiny_data_dir, tmp_path):
     straight, _ = _fit(tiny_data_dir, tmp_path / "a", 3)
     _, first = _fit(tiny_data_dir, tmp_path / "b", 2)

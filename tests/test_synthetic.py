@@ -106,6 +106,7 @@ def read_all(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*.jpg"))}
 
 
+@pytest.mark.slow  # generates the dataset three times
 def test_deterministic_from_the_seed(tmp_path):
     a = read_all(generate_dataset(tmp_path / "a", "tiny", seed=3))
     b = read_all(generate_dataset(tmp_path / "b", "tiny", seed=3))
@@ -115,6 +116,7 @@ def test_deterministic_from_the_seed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]  # no temp folders left
 
 
+@pytest.mark.slow  # generates the dataset several times
 def test_load_reuses_regenerates_stale_and_refuses_foreign(tmp_path):
     dataset = SyntheticReID(tmp_path, preset="tiny", seed=1)
     first = dataset.load()

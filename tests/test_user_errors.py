@@ -112,6 +112,7 @@ class _Module(torch.nn.Module):
         self.net = new_net(backbone, num_classes, last_stride=2, neck="none")
 
 
+@pytest.mark.slow  # trains
 def test_resume_onto_another_network_or_a_shorter_run(tmp_path):
     from reidtricks.training.run_safety import check_resume_fits
 

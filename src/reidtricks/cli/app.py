@@ -73,8 +73,8 @@ def extractor_from_config(cfg: DictConfig, device: str | None = None) -> Feature
     """The checkpoint's extractor with the command's overrides (feature, flip, device, batch)."""
     return FeatureExtractor.from_checkpoint(
         cfg.ckpt,
-        device=device or str(cfg.get("device", "cpu")),
-        batch_size=int(cfg.get("batch_size", 64)),
+        device=device or str(cfg.device),
+        batch_size=int(cfg.batch_size),
         flip=cfg.get("flip"),
         feature=cfg.get("feature"),
     )

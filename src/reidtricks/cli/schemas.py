@@ -1,5 +1,6 @@
 """The typed settings as the base option `_base` of their config groups (Hydra's ConfigStore):
-conf/GROUP/*.yaml list `_base` first and hold only what differs from the dataclass defaults."""
+conf/GROUP/*.yaml list `_base` first and hold only what differs from the dataclass defaults;
+the inference commands' configs list `_extraction` (inference/settings.py) the same way."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from hydra.core.config_store import ConfigStore
 
 from reidtricks.data.settings import DataConfig
 from reidtricks.evaluation.settings import EvalConfig
+from reidtricks.inference.settings import ExtractionConfig
 from reidtricks.models.settings import ModelConfig
 from reidtricks.training.settings import LossConfig, OptimConfig
 
@@ -21,6 +23,8 @@ SCHEMAS = {
     "eval": EvalConfig,
 }
 BASE_OPTION = "_base"
+# The top-level base of conf/extract.yaml, search.yaml and export.yaml (device, batch_size, ...).
+EXTRACTION_BASE = "_extraction"
 
 
 def register_schemas() -> None:
@@ -29,3 +33,4 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     for group, cls in SCHEMAS.items():
         store.store(group=group, name=BASE_OPTION, node=asdict(cls()))
+    store.store(name=EXTRACTION_BASE, node=asdict(ExtractionConfig()))

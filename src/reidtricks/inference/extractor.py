@@ -35,6 +35,7 @@ from reidtricks.inference.checkpoint import (
     load_checkpoint,
 )
 from reidtricks.inference.files import BadImage
+from reidtricks.inference.settings import EXTRACTION
 from reidtricks.models import ReIDNet
 from reidtricks.validate import require_bool
 
@@ -127,8 +128,8 @@ class FeatureExtractor:
         input_spec: InputSpec,
         feature: str,
         flip: bool,
-        device: str | torch.device = "cpu",
-        batch_size: int = 64,
+        device: str | torch.device = EXTRACTION.device,
+        batch_size: int = EXTRACTION.batch_size,
         spec: CheckpointSpec | None = None,
         source: str = "model",
     ) -> None:
@@ -150,8 +151,8 @@ class FeatureExtractor:
     def from_checkpoint(
         cls,
         path: str | os.PathLike,
-        device: str | torch.device = "cpu",
-        batch_size: int = 64,
+        device: str | torch.device = EXTRACTION.device,
+        batch_size: int = EXTRACTION.batch_size,
         flip: bool | None = None,
         feature: str | None = None,
     ) -> FeatureExtractor:
