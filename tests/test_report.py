@@ -238,3 +238,17 @@ def test_report_has_a_column_group_per_test_set_with_trial_means(tmp_path):
     assert rows[0]["market1501 mINP"] == "20.0 ± 0.0"
     assert rows[0]["market1501 paper R1/mAP"] == "87.7 / 74.0"
     assert rows[0]["dukemtmc paper R1/mAP"] == ""  # trained on Market-1501: cross-domain
+
+
+def test_the_cell_name_is_a_label_not_a_setting(tmp_path):
+    """Sweeps gathered in one report may name their cells with a template (cell: "${stage}_lr")
+    or literally: what differs is listed (stage), not the cell's text as if it were a setting."""
+    sweep = tmp_path / "sweep"
+    for i, (stage, cell) in enumerate([("baseline", "${stage}_lr"), ("warmup", "warmup_lr")]):
+        config = {"cell": cell, "stage": stage}
+        job = job_with_config(sweep, f"{i}_{stage}_seed0", 0, config, scores(0.8, 0.6))
+        payload = json.loads((job / "metrics.json").read_text())
+        (job / "metrics.json").write_text(json.dumps({**payload, "cell": f"{stage}_lr"}))
+    md = write_report(sweep).read_text()
+    assert '- stage: baseline_lr: "baseline"; warmup_lr: "warmup"' in md
+    assert "- cell:" not in md

@@ -191,7 +191,8 @@ def collect_jobs(multirun_dir: Path) -> StudyJobs:
 
 
 # Keys that differ between runs of one setting: seeds, where files go, how fast it ran.
-RUN_SPECIFIC = ("seed", "paths", "ckpt_path", "task_name", "threads", "data.loader", "callbacks",
+# Not settings: the run's own bookkeeping, and `cell`, the row's name (its text may be a template).
+RUN_SPECIFIC = ("seed", "cell", "paths", "ckpt_path", "task_name", "threads", "data.loader", "callbacks",
                 "logger", "hydra", "trainer.enable_progress_bar", "trainer.enable_model_summary",
                 "trainer.default_root_dir")  # fmt: skip
 
