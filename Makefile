@@ -17,8 +17,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m reidtricks.train experiment=demo +trick=center_loss
 
+# Every test, one pytest worker per core (a file's tests stay on one worker, in order).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # The edit-test loop (under a minute, offline, one pytest worker per core): everything but the
 # tests that train, start processes or loader workers, or sample thousands of draws (slow),
