@@ -252,6 +252,7 @@ DIFFS: dict[str, dict[str, Any]] = {
     },
     "experiment=cuhk03_cpu": {
         "task_name": "cuhk03_cpu",
+        "channels_last": True,
         "data.transform.height": 128,
         "data.transform.width": 64,
         "data.transform.pad": 5,
@@ -279,6 +280,7 @@ DIFFS: dict[str, dict[str, Any]] = {
     },
     "experiment=cuhk03_cpu +trick=center_loss": {
         "task_name": "cuhk03_cpu",
+        "channels_last": True,
         "stage": "center_loss",
         "cell": "center_loss",
         "data.transform.height": 128,
