@@ -225,3 +225,32 @@ def test_training_and_evaluate_report_every_trial(tiny_data_dir, tmp_path, capsy
         evaluate_checkpoint(compose_evaluate(ckpt, tmp_path / "bad", *data, "trials=5"))
     with pytest.raises(InputError, match=r"^trials='some': expected all"):
         evaluate_checkpoint(compose_evaluate(ckpt, tmp_path / "bad", *data, "trials=some"))
+
+
+@pytest.mark.slow  # evaluates the trained checkpoint twice
+def test_evaluate_on_a_test_only_folder(trained_ckpt, tiny_data_dir, tmp_path):
+    """`evaluate ckpt=... data=folder` on a folder holding only query/ and bounding_box_test/
+    scores it, as the same images under their own dataset class."""
+    import shutil
+
+    from helpers import compose_evaluate
+    from reidtricks.cli.evaluate import evaluate_checkpoint
+
+    (source,) = {p.parent for p in tiny_data_dir.rglob("query")}
+    folder = tmp_path / "test_only"
+    for name in ("query", "bounding_box_test"):
+        shutil.copytree(source / name, folder / name)
+    loader = ["data.loader.num_workers=0", "data.loader.persistent_workers=false"]
+    got = evaluate_checkpoint(compose_evaluate(
+        trained_ckpt, tmp_path / "folder", "data=folder", f"data.train_sources.folder.root={folder}",
+        *loader,
+    ))  # fmt: skip
+    same = evaluate_checkpoint(compose_evaluate(
+        trained_ckpt, tmp_path / "synthetic", "data=synthetic", f"paths.data_dir={tiny_data_dir}",
+        "data.train_sources.synthetic.preset=tiny", *loader,
+    ))  # fmt: skip
+    assert list(got["test_sets"]) == ["folder"]
+    for key in METRICS:
+        assert got["test_sets"]["folder"][key] == pytest.approx(
+            same["test_sets"]["synthetic"][key], abs=1e-6
+        )
