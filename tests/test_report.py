@@ -83,13 +83,24 @@ def test_report_numbers_deltas_noise_and_missing_jobs(sweep):
 
 
 def test_single_cell_study_lists_its_variants(tmp_path):
+    # bnneck_metrics: the default evaluation (f_i, cosine) is one of the four variants
     sweep = tmp_path / "bn"
-    cells = {"f_t_euclidean": {"mAP": 0.5}, "f_i_cosine": {"mAP": 0.6}}
+    cells = {"f_t_euclidean": {"mAP": 0.5}, "f_i_cosine": {}}
     for seed in range(2):
         make_job(sweep, seed, "bnneck_metrics", seed, 0.8, 0.55, variants=cells)
     rows = list(csv.DictReader(write_report(sweep).with_suffix(".csv").read_text().splitlines()))
     assert [r["row"] for r in rows] == ["f_t_euclidean", "f_i_cosine"]
-    assert rows[1]["mAP"] == "60.0 ± 0.0" and rows[1]["seeds"] == "2"
+    assert rows[0]["mAP"] == "50.0 ± 0.0" and rows[1]["mAP"] == "55.0 ± 0.0"
+    assert rows[1]["seeds"] == "2"
+
+
+def test_one_cell_with_an_added_variant_keeps_its_default_row(tmp_path):
+    # one finished job of an ablation with re-ranking: its own numbers and the re-ranked ones
+    sweep = tmp_path / "one"
+    make_job(sweep, 0, "baseline", 0, 0.22, 0.245, variants={"rerank": {"mAP": 0.371}})
+    rows = list(csv.DictReader(write_report(sweep).with_suffix(".csv").read_text().splitlines()))
+    assert [r["row"] for r in rows] == ["baseline", "baseline+rerank"]
+    assert rows[0]["mAP"] == "24.5" and rows[1]["mAP"] == "37.1"
 
 
 def test_report_lists_a_corrupt_metrics_json_and_goes_on(sweep, capsys):

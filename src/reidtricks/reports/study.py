@@ -284,11 +284,13 @@ def _no_jobs_error(multirun_dir: Path, jobs: StudyJobs) -> InputError:
 def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
     """Rows in sweep order: one per setting (see `name_rows`); then test-time variants.
 
-    With one row (e.g. bnneck_metrics) every variant is a row; with several (the ablation), the
-    variants of the last one follow as extra rows (e.g. `center_loss+rerank`).
+    With one row whose default evaluation is one of its variants (e.g. bnneck_metrics) every
+    variant is a row; otherwise (the ablation, or one job of it) the variants of the last row
+    follow it as extra rows (e.g. `center_loss+rerank`).
     """
     rows: dict[str, Row] = {}
     names = list(dict.fromkeys(job["row"] for job in jobs))
+    variants_only = len(names) == 1 and any(_default_is_a_variant(job) for job in jobs)
 
     def add(name: str, per_set: dict[str, dict[str, float]], job: dict[str, Any]) -> None:
         trained_on = "+".join(job.get("train_sets", []))
@@ -301,14 +303,21 @@ def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
         row.seeds.append(job.get("seed", 0))
 
     for job in jobs:
-        if (len(names) > 1 or not job.get("variants")) and job.get("test_sets"):
+        if not variants_only and job.get("test_sets"):
             add(job["row"], job["test_sets"], job)
     for job in jobs:
-        if len(names) > 1 and job["row"] != names[-1]:
+        if job["row"] != names[-1]:
             continue
         for variant, per_set in (job.get("variants") or {}).items():
-            add(f"{job['row']}+{variant}" if len(names) > 1 else variant, per_set, job)
+            add(variant if variants_only else f"{job['row']}+{variant}", per_set, job)
     return list(rows.values())
+
+
+def _default_is_a_variant(job: dict[str, Any]) -> bool:
+    """Whether one of the job's variants gives exactly its default metrics (the variants are
+    then alternatives to the default evaluation, not additions to it)."""
+    default = job.get("test_sets") or {}
+    return any(per_set == default for per_set in (job.get("variants") or {}).values())
 
 
 def _pct(value: float) -> str:
