@@ -263,3 +263,25 @@ def test_the_cell_name_is_a_label_not_a_setting(tmp_path):
     md = write_report(sweep).read_text()
     assert '- stage: baseline_lr: "baseline"; warmup_lr: "warmup"' in md
     assert "- cell:" not in md
+
+
+def test_several_test_sets_give_one_column_pair_per_set_and_a_panel_each(tmp_path):
+    sweep = tmp_path / "transfer"
+    for num, (cell, base) in enumerate((("baseline", 0.20), ("bot", 0.30))):
+        job = sweep / f"{num}_{cell}"
+        (job / ".hydra").mkdir(parents=True)
+        sets = {
+            name: {"rank1": base + 0.1 * i, "mAP": base + 0.1 * i + 0.05, "mINP": 0.1}
+            for i, name in enumerate(("cuhk03", "viper", "ilids"))
+        }
+        payload = {"cell": cell, "seed": 0, "train_sets": ["cuhk03"], "test_sets": sets}
+        (job / "metrics.json").write_text(json.dumps(payload))
+    md = write_report(sweep).read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| row"))
+    assert "viper R1 / mAP" in header and "viper Δ mAP" in header and "mINP" not in header
+    bot = next(line for line in md.splitlines() if line.startswith("| bot"))
+    # the last pair is i-LIDS: rank-1 0.3 + 0.2, mAP 0.55, Δ mAP from the baseline's 0.45
+    assert bot.endswith("| 50.0 / 55.0 | +10.0 ? |")
+    rows = list(csv.DictReader((sweep / "report.csv").read_text().splitlines()))
+    assert rows[1]["ilids mINP"] == "10.0" and rows[1]["ilids Δ rank1"] == "+10.0 ?"
+    assert (sweep / "report.png").stat().st_size > 1000

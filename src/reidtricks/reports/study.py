@@ -377,6 +377,20 @@ def table_records(rows: Sequence[Row]) -> list[dict[str, str]]:
     return records
 
 
+def compact_records(records: Sequence[dict[str, str]], test_sets: Sequence[str]) -> list[dict]:
+    """The table's records with, per test set, `SET R1 / mAP` and `SET Δ mAP` only."""
+    compact = []
+    for record in records:
+        row = {k: record[k] for k in ("row", "trained on", "seeds") if k in record}
+        for test_set in test_sets:
+            row[f"{test_set} R1 / mAP"] = (
+                f"{record[f'{test_set} rank1']} / {record[f'{test_set} mAP']}"
+            )
+            row[f"{test_set} Δ mAP"] = record[f"{test_set} Δ mAP"]
+        compact.append(row)
+    return compact
+
+
 def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
     """Write report.md, report.csv and report.png for a sweep folder; returns the markdown path."""
     out_dir = out_dir or multirun_dir
@@ -394,6 +408,11 @@ def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
         )
     records = table_records(rows)
     columns = list(dict.fromkeys(c for r in records for c in r))
+    # Several test sets: the markdown keeps one readable column pair per set (all in the CSV).
+    shown = (
+        compact_records(records, test_set_names(rows)) if len(test_set_names(rows)) > 2 else records
+    )
+    shown_columns = list(dict.fromkeys(c for r in shown for c in r))
 
     lines = [f"# Study report: {multirun_dir}", ""]
     lines += [
@@ -402,10 +421,12 @@ def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
         "change within the seed noise (|Δ| <= sqrt(std_prev² + std_row²)); `?` a change of "
         "unknown noise (a row with one seed): neither within the noise nor beyond it.",
         "",
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
+        "| " + " | ".join(shown_columns) + " |",
+        "|" + "---|" * len(shown_columns),
     ]
-    lines += ["| " + " | ".join(r.get(c, "") for c in columns) + " |" for r in records]
+    lines += ["| " + " | ".join(r.get(c, "") for c in shown_columns) + " |" for r in shown]
+    if shown is not records:
+        lines += ["", "(rank-1 and mAP with the Δ of mAP per test set; every column in report.csv)"]
     if differs:
         lines += ["", "## Settings that differ between rows", ""]
         lines += [
@@ -444,19 +465,25 @@ def plot_rows(rows: Sequence[Row], out_png: Path, title: str = "") -> Path:
     import matplotlib.pyplot as plt
 
     test_sets = test_set_names(rows)
-    bars = [(r, t) for r in rows for t in test_sets if t in r.values]
-    labels = [r.name if len(test_sets) == 1 else f"{r.name}\n({t})" for r, t in bars]
-    x = range(len(bars))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(bars)), 4))
+    # One panel per test set (a row of panels), bars per row of the table.
+    fig, axes = plt.subplots(
+        1, len(test_sets), figsize=(max(6.0, (0.45 * len(rows) + 1) * len(test_sets)), 4.2),
+        squeeze=False,
+    )  # fmt: skip
     width = 0.38
-    for offset, key in ((-width / 2, "rank1"), (width / 2, "mAP")):
-        means = [100 * r.mean(t, key) for r, t in bars]
-        stds = [0 if math.isnan(r.std(t, key)) else 100 * r.std(t, key) for r, t in bars]
-        ax.bar([i + offset for i in x], means, width, yerr=stds, capsize=3, label=key)
-    ax.set_xticks(list(x), labels, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("%")
-    ax.set_title(title)
-    ax.legend()
+    for ax, test_set in zip(axes[0], test_sets, strict=True):
+        shown = [r for r in rows if test_set in r.values]
+        x = range(len(shown))
+        for offset, key in ((-width / 2, "rank1"), (width / 2, "mAP")):
+            means = [100 * r.mean(test_set, key) for r in shown]
+            stds = [0 if math.isnan(r.std(test_set, key)) else 100 * r.std(test_set, key)
+                    for r in shown]  # fmt: skip
+            ax.bar([i + offset for i in x], means, width, yerr=stds, capsize=3, label=key)
+        ax.set_xticks(list(x), [r.name for r in shown], rotation=40, ha="right", fontsize=8)
+        ax.set_title(test_set, fontsize=10)
+        ax.set_ylabel("%")
+    axes[0][0].legend()
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out_png, dpi=90)
     plt.close(fig)
