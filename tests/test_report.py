@@ -285,3 +285,20 @@ def test_several_test_sets_give_one_column_pair_per_set_and_a_panel_each(tmp_pat
     rows = list(csv.DictReader((sweep / "report.csv").read_text().splitlines()))
     assert rows[1]["ilids mINP"] == "10.0" and rows[1]["ilids Δ rank1"] == "+10.0 ?"
     assert (sweep / "report.png").stat().st_size > 1000
+
+
+def test_delta_from_names_the_reference_row(tmp_path, capsys):
+    # a leave-one-out study: every row's delta from the full BoT, not from the row above it
+    sweep = tmp_path / "loo"
+    for num, (cell, mAP) in enumerate((("baseline", 0.20), ("bot", 0.30), ("bot_no_a", 0.25),
+                                       ("bot_no_b", 0.40))):  # fmt: skip
+        make_job(sweep, num, cell, 0, 0.5, mAP)
+    main([str(sweep), "--delta-from", "bot"])
+    rows = list(csv.DictReader((sweep / "report.csv").read_text().splitlines()))
+    assert [r["Δ mAP"] for r in rows] == ["-10.0 ?", "", "-5.0 ?", "+10.0 ?"]
+    assert "Δ: change from the row bot" in (sweep / "report.md").read_text()
+    with pytest.raises(SystemExit):
+        main([str(sweep), "--delta-from", "nope"])
+    assert "--delta-from nope: no such row (rows: baseline, bot, bot_no_a, bot_no_b)" in (
+        capsys.readouterr().err
+    )

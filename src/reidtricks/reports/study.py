@@ -346,9 +346,10 @@ def test_set_names(rows: Sequence[Row]) -> list[str]:
     return list(dict.fromkeys(name for row in rows for name in row.values))
 
 
-def table_records(rows: Sequence[Row]) -> list[dict[str, str]]:
+def table_records(rows: Sequence[Row], delta_from: str | None = None) -> list[dict[str, str]]:
     """One dict per row with the columns of the markdown/CSV table: one column group per test set
-    (named `SET rank1`, ... when there are several)."""
+    (named `SET rank1`, ... when there are several). Δ is taken from the previous row, or from
+    the row named `delta_from` (e.g. the full BoT of a leave-one-out study)."""
     test_sets = test_set_names(rows)
     single = len(test_sets) == 1
     cross_domain = not all(r.in_domain(t) for r in rows for t in r.values)
@@ -362,9 +363,13 @@ def table_records(rows: Sequence[Row]) -> list[dict[str, str]]:
         record["seeds"] = str(len(row.seeds))
         for test_set in test_sets:
             prefix = "" if single else f"{test_set} "
-            earlier = [
-                r for r in rows[:i] if r.trained_on == row.trained_on and test_set in r.values
-            ]
+            if delta_from is not None:
+                earlier = [r for r in rows if r.name == delta_from and r is not row
+                           and r.trained_on == row.trained_on and test_set in r.values]  # fmt: skip
+            else:
+                earlier = [
+                    r for r in rows[:i] if r.trained_on == row.trained_on and test_set in r.values
+                ]
             prev = earlier[-1] if earlier and test_set in row.values else None
             for key in (*SHOWN, "mINP"):
                 record[f"{prefix}{key}"] = _mean_std(row, test_set, key)
@@ -391,8 +396,11 @@ def compact_records(records: Sequence[dict[str, str]], test_sets: Sequence[str])
     return compact
 
 
-def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
-    """Write report.md, report.csv and report.png for a sweep folder; returns the markdown path."""
+def write_report(
+    multirun_dir: Path, out_dir: Path | None = None, delta_from: str | None = None
+) -> Path:
+    """Write report.md, report.csv and report.png for a sweep folder; returns the markdown path.
+    `delta_from`: the row every Δ is taken from (default: each row's previous row)."""
     out_dir = out_dir or multirun_dir
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir}: is a file; expected a folder for report.md/.csv/.png")
@@ -406,7 +414,10 @@ def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
             f"{multirun_dir}: no metrics.json under it holds test_sets "
             "(expected jobs trained with run_test=true)"
         )
-    records = table_records(rows)
+    if delta_from is not None and delta_from not in {row.name for row in rows}:
+        names = ", ".join(row.name for row in rows)
+        raise InputError(f"--delta-from {delta_from}: no such row (rows: {names})")
+    records = table_records(rows, delta_from)
     columns = list(dict.fromkeys(c for r in records for c in r))
     # Several test sets: the markdown keeps one readable column pair per set (all in the CSV).
     shown = (
@@ -417,7 +428,8 @@ def write_report(multirun_dir: Path, out_dir: Path | None = None) -> Path:
     lines = [f"# Study report: {multirun_dir}", ""]
     lines += [
         f"{len(jobs.done)} finished jobs; metrics in % (mean ± std over seeds). "
-        "Δ: change from the previous row on the same test set and training set; `~` marks a "
+        f"Δ: change from {'the row ' + delta_from if delta_from else 'the previous row'} on "
+        "the same test set and training set; `~` marks a "
         "change within the seed noise (|Δ| <= sqrt(std_prev² + std_row²)); `?` a change of "
         "unknown noise (a row with one seed): neither within the noise nor beyond it.",
         "",
