@@ -353,6 +353,7 @@ def table_records(rows: Sequence[Row], delta_from: str | None = None) -> list[di
     test_sets = test_set_names(rows)
     single = len(test_sets) == 1
     cross_domain = not all(r.in_domain(t) for r in rows for t in r.values)
+    references = [r for r in rows if r.name == delta_from]
     records = []
     for i, row in enumerate(rows):
         record = {"row": row.name}
@@ -363,13 +364,10 @@ def table_records(rows: Sequence[Row], delta_from: str | None = None) -> list[di
         record["seeds"] = str(len(row.seeds))
         for test_set in test_sets:
             prefix = "" if single else f"{test_set} "
-            if delta_from is not None:
-                earlier = [r for r in rows if r.name == delta_from and r is not row
-                           and r.trained_on == row.trained_on and test_set in r.values]  # fmt: skip
-            else:
-                earlier = [
-                    r for r in rows[:i] if r.trained_on == row.trained_on and test_set in r.values
-                ]
+            candidates = rows[:i] if delta_from is None else [r for r in references if r is not row]
+            earlier = [
+                r for r in candidates if r.trained_on == row.trained_on and test_set in r.values
+            ]
             prev = earlier[-1] if earlier and test_set in row.values else None
             for key in (*SHOWN, "mINP"):
                 record[f"{prefix}{key}"] = _mean_std(row, test_set, key)
@@ -420,9 +418,8 @@ def write_report(
     records = table_records(rows, delta_from)
     columns = list(dict.fromkeys(c for r in records for c in r))
     # Several test sets: the markdown keeps one readable column pair per set (all in the CSV).
-    shown = (
-        compact_records(records, test_set_names(rows)) if len(test_set_names(rows)) > 2 else records
-    )
+    test_sets = test_set_names(rows)
+    shown = compact_records(records, test_sets) if len(test_sets) > 2 else records
     shown_columns = list(dict.fromkeys(c for r in shown for c in r))
 
     lines = [f"# Study report: {multirun_dir}", ""]
