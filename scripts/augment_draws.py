@@ -58,9 +58,9 @@ runpy.run_module("reidtricks.train", run_name="__main__")
 """
 
 
-def record(tree: Path, overrides: list[str], epochs: int, out: Path) -> list:
-    """The draw log of `epochs` training epochs of `tree`'s train command."""
-    log_path = out / f"{tree.name or 'tree'}_{abs(hash(str(tree)))}.json"
+def record(tree: Path, number: int, overrides: list[str], epochs: int, out: Path) -> list:
+    """The draw log of `epochs` training epochs of `tree`'s (the number-th tree's) train command."""
+    log_path = out / f"tree{number}_{tree.name}.json"
     script = out / "recorder.py"
     script.write_text(_RECORDER)
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
@@ -141,8 +141,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     table = {}
     orders = {}
-    for tree in args.tree:
-        samples = samples_of(record(tree.resolve(), args.overrides, args.epochs, out))
+    for number, tree in enumerate(args.tree):
+        samples = samples_of(record(tree.resolve(), number, args.overrides, args.epochs, out))
         table[str(tree)] = statistics(samples, args.epochs)
         orders[str(tree)] = [s["idx"] for s in samples]
     names = list(table)

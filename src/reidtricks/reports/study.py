@@ -362,9 +362,9 @@ def table_records(rows: Sequence[Row], delta_from: str | None = None) -> list[di
         if cross_domain:
             record["trained on"] = row.trained_on
         record["seeds"] = str(len(row.seeds))
+        candidates = rows[:i] if delta_from is None else [r for r in references if r is not row]
         for test_set in test_sets:
             prefix = "" if single else f"{test_set} "
-            candidates = rows[:i] if delta_from is None else [r for r in references if r is not row]
             earlier = [
                 r for r in candidates if r.trained_on == row.trained_on and test_set in r.values
             ]
