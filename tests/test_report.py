@@ -302,3 +302,67 @@ def test_delta_from_names_the_reference_row(tmp_path, capsys):
     assert "--delta-from nope: no such row (rows: baseline, bot, bot_no_a, bot_no_b)" in (
         capsys.readouterr().err
     )
+
+
+def two_set_scores(r1, mAP):
+    return {"cuhk03": {"rank1": r1, "mAP": mAP, "mINP": mAP / 2},
+            "viper": {"rank1": r1 / 2, "mAP": mAP / 2, "mINP": mAP / 2}}  # fmt: skip
+
+
+def loo_sweep(root, seed, scores_by_cell):
+    """A leave-one-out sweep of one seed: job folders with metrics.json and .hydra/config.yaml."""
+    for num, (cell, (r1, mAP)) in enumerate(scores_by_cell.items()):
+        job = root / f"{num}_{cell}_seed{seed}"
+        (job / ".hydra").mkdir(parents=True)
+        config = {"cell": cell, "seed": seed, "knob": cell}  # one setting per cell
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+        payload = {"cell": cell, "seed": seed, "train_sets": ["cuhk03"],
+                   "test_sets": two_set_scores(r1, mAP)}  # fmt: skip
+        (job / "metrics.json").write_text(json.dumps(payload))
+    return root
+
+
+def test_several_sweeps_pool_their_seeds_and_refuse_a_seed_twice(tmp_path, capsys):
+    a = loo_sweep(tmp_path / "a", 0, {"bot": (0.30, 0.20), "bot_no_x": (0.40, 0.26)})
+    b = loo_sweep(tmp_path / "b", 1, {"bot": (0.34, 0.22), "bot_no_x": (0.38, 0.30)})
+    out = tmp_path / "pooled"
+    main([str(a), str(b), "--out", str(out), "--delta-from", "bot"])
+    rows = {r["row"]: r for r in csv.DictReader((out / "report.csv").read_text().splitlines())}
+    assert rows["bot"]["seeds"] == "2"
+    std = 100 * statistics.stdev([0.26, 0.30])
+    assert rows["bot_no_x"]["cuhk03 mAP"] == f"28.0 ± {std:.1f}"
+    # delta 28.0 - 21.0 = 7.0, noise hypot(2.8, 1.4) = 3.2: beyond the noise, so no mark
+    assert rows["bot_no_x"]["cuhk03 Δ mAP"] == "+7.0"
+    with pytest.raises(SystemExit):
+        main([str(a), str(a), "--out", str(out)])
+    assert "seed 0 appears twice" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(a), str(b)])  # where would the pooled report go?
+    assert "--out: needed with several inputs" in capsys.readouterr().err
+
+
+def test_an_earlier_one_seed_report_csv_pools_with_new_jobs(tmp_path, capsys):
+    # seed 0's job folders are gone, its report.csv was kept; seed 1 ran later
+    old = loo_sweep(tmp_path / "old", 0, {"bot": (0.301, 0.204), "bot_no_x": (0.402, 0.263)})
+    main([str(old)])
+    kept = tmp_path / "seed0_report.csv"
+    kept.write_text((old / "report.csv").read_text())
+    new = loo_sweep(tmp_path / "new", 1, {"bot": (0.34, 0.22), "bot_no_x": (0.38, 0.30),
+                                         "bot_no_y": (0.2, 0.1)})  # fmt: skip
+    out = tmp_path / "pooled"
+    main([str(new), str(kept), "--out", str(out)])
+    rows = {r["row"]: r for r in csv.DictReader((out / "report.csv").read_text().splitlines())}
+    assert [r for r in rows] == ["bot", "bot_no_x", "bot_no_y"]  # the sweep's order
+    assert rows["bot_no_x"]["seeds"] == "2" and rows["bot_no_y"]["seeds"] == "1"
+    # the CSV keeps 0.1 points: seed 0's 26.3 and seed 1's 30.0
+    mean, std = statistics.fmean([26.3, 30.0]), statistics.stdev([26.3, 30.0])
+    assert rows["bot_no_x"]["cuhk03 mAP"] == f"{mean:.1f} ± {std:.1f}"
+    assert rows["bot_no_x"]["viper rank1"] == f"{(20.1 + 19.0) / 2:.1f} ± " + (
+        f"{statistics.stdev([20.1, 19.0]):.1f}"
+    )
+    assert "and 1 earlier report.csv" in (out / "report.md").read_text()
+    # a pooled report (two seeds per row) cannot be pooled again: its seeds' values are gone
+    with pytest.raises(SystemExit):
+        main([str(new), str(out / "report.csv"), "--out", str(tmp_path / "again")])
+    err = capsys.readouterr().err
+    assert "report.csv:2: row bot has 2 seeds; only one-seed rows can be pooled" in err

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,32 +21,8 @@ from hydra.errors import HydraException
 
 from reidtricks.errors import InputError, error_summary
 from reidtricks.reports.paper_results import published
-
-SHOWN = ("rank1", "mAP")
-
-
-@dataclass
-class Row:
-    """One table row: a setting (or a test-time variant of it) over seeds, on every test set."""
-
-    name: str
-    trained_on: str = ""  # the training set(s); deltas compare rows trained on the same data
-    values: dict[str, dict[str, list[float]]] = field(
-        default_factory=dict
-    )  # set -> metric -> seeds
-    seeds: list[int] = field(default_factory=list)
-
-    def in_domain(self, test_set: str) -> bool:
-        """Trained on `test_set` (or training set unknown): the paper's rows are all in-domain."""
-        return self.trained_on in ("", test_set)
-
-    def mean(self, test_set: str, key: str) -> float:
-        vals = self.values.get(test_set, {}).get(key, [])
-        return statistics.fmean(vals) if vals else float("nan")
-
-    def std(self, test_set: str, key: str) -> float:
-        vals = self.values.get(test_set, {}).get(key, [])
-        return statistics.stdev(vals) if len(vals) > 1 else float("nan")
+from reidtricks.reports.report_csv import pool_rows, rows_from_report_csv
+from reidtricks.reports.rows import SHOWN, Row
 
 
 @dataclass
@@ -394,22 +369,50 @@ def compact_records(records: Sequence[dict[str, str]], test_sets: Sequence[str])
     return compact
 
 
+def collect_inputs(sources: Sequence[Path]) -> tuple[StudyJobs, list[Path]]:
+    """The jobs of every sweep folder among `sources` (one StudyJobs) and the report.csv files."""
+    jobs = StudyJobs([], [], 0)
+    csv_files = []
+    for source in sources:
+        if source.is_file() and source.suffix == ".csv":
+            csv_files.append(source)
+            continue
+        found = collect_jobs(source)
+        if not found.done and len(sources) > 1:
+            raise _no_jobs_error(source, found)
+        prefix = f"{source.name}/" if len(sources) > 1 else ""
+        jobs.done += found.done
+        jobs.failed += [prefix + name for name in found.failed]
+        jobs.errors.update({prefix + name: line for name, line in found.errors.items()})
+        jobs.corrupt += found.corrupt
+        jobs.not_finite += found.not_finite
+        jobs.missing += found.missing
+    return jobs, csv_files
+
+
 def write_report(
-    multirun_dir: Path, out_dir: Path | None = None, delta_from: str | None = None
+    inputs: Path | Sequence[Path], out_dir: Path | None = None, delta_from: str | None = None
 ) -> Path:
-    """Write report.md, report.csv and report.png for a sweep folder; returns the markdown path.
-    `delta_from`: the row every Δ is taken from (default: each row's previous row)."""
-    out_dir = out_dir or multirun_dir
+    """Write report.md, report.csv and report.png for one or more sweep folders (their jobs pooled
+    by setting) and earlier one-seed report.csv files (rows pooled by name); returns the markdown
+    path. `delta_from`: the row every Δ is taken from (default: each row's previous row)."""
+    sources = [inputs] if isinstance(inputs, Path) else list(inputs)
+    if out_dir is None:
+        if len(sources) > 1 or not sources[0].is_dir():
+            raise InputError("--out: needed with several inputs or a report.csv (where to write)")
+        out_dir = sources[0]
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir}: is a file; expected a folder for report.md/.csv/.png")
-    jobs = collect_jobs(multirun_dir)
-    if not jobs.done:
-        raise _no_jobs_error(multirun_dir, jobs)
+    jobs, csv_files = collect_inputs(sources)
+    if not jobs.done and not csv_files:
+        raise _no_jobs_error(sources[0], jobs)
     differs = name_rows(jobs.done)
     rows = build_rows(jobs.done)
+    for csv_file in csv_files:
+        rows = pool_rows(rows, rows_from_report_csv(csv_file))
     if not rows:
         raise InputError(
-            f"{multirun_dir}: no metrics.json under it holds test_sets "
+            f"{sources[0]}: no metrics.json under it holds test_sets "
             "(expected jobs trained with run_test=true)"
         )
     if delta_from is not None and delta_from not in {row.name for row in rows}:
@@ -422,9 +425,11 @@ def write_report(
     shown = compact_records(records, test_sets) if len(test_sets) > 2 else records
     shown_columns = list(dict.fromkeys(c for r in shown for c in r))
 
-    lines = [f"# Study report: {multirun_dir}", ""]
+    title = ", ".join(str(source) for source in sources)
+    lines = [f"# Study report: {title}", ""]
+    earlier = f" and {len(csv_files)} earlier report.csv" if csv_files else ""
     lines += [
-        f"{len(jobs.done)} finished jobs; metrics in % (mean ± std over seeds). "
+        f"{len(jobs.done)} finished jobs{earlier}; metrics in % (mean ± std over seeds). "
         f"Δ: change from {'the row ' + delta_from if delta_from else 'the previous row'} on "
         "the same test set and training set; `~` marks a "
         "change within the seed noise (|Δ| <= sqrt(std_prev² + std_row²)); `?` a change of "
@@ -461,8 +466,10 @@ def write_report(
         writer = csv.DictWriter(fh, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(records)
-    study = multirun_dir.resolve().parent.parent.name  # <log_dir>/<task>/multirun/<date>
-    plot_rows(rows, out_dir / "report.png", title=f"{study}: {multirun_dir.name}")
+    first = sources[0].resolve()
+    study = first.parent.parent.name  # <log_dir>/<task>/multirun/<date>
+    plot_title = f"{study}: {first.name}" if len(sources) == 1 else f"{len(sources)} inputs pooled"
+    plot_rows(rows, out_dir / "report.png", title=plot_title)
     return md_path
 
 

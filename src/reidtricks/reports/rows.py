@@ -1,0 +1,32 @@
+"""A study table's row: one setting (or a test-time variant of it) over seeds, per test set."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+SHOWN = ("rank1", "mAP")
+
+
+@dataclass
+class Row:
+    """One table row: a setting (or a test-time variant of it) over seeds, on every test set."""
+
+    name: str
+    trained_on: str = ""  # the training set(s); deltas compare rows trained on the same data
+    values: dict[str, dict[str, list[float]]] = field(
+        default_factory=dict
+    )  # set -> metric -> seeds
+    seeds: list[int] = field(default_factory=list)
+
+    def in_domain(self, test_set: str) -> bool:
+        """Trained on `test_set` (or training set unknown): the paper's rows are all in-domain."""
+        return self.trained_on in ("", test_set)
+
+    def mean(self, test_set: str, key: str) -> float:
+        vals = self.values.get(test_set, {}).get(key, [])
+        return statistics.fmean(vals) if vals else float("nan")
+
+    def std(self, test_set: str, key: str) -> float:
+        vals = self.values.get(test_set, {}).get(key, [])
+        return statistics.stdev(vals) if len(vals) > 1 else float("nan")
