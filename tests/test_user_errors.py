@@ -249,3 +249,32 @@ def test_evaluate_never_writes_where_the_checkpoint_says(untrained_checkpoint, t
     result = evaluate_checkpoint(cfg)
     assert 0.0 <= result["test_sets"]["synthetic"]["mAP"] <= 1.0
     assert not elsewhere.exists()
+
+
+@pytest.mark.slow  # one process per command, as a user starts it
+def test_hydra_config_errors_are_one_line():
+    err = cli("train", "+trick=nope")
+    assert err.startswith("error: In 'train': Could not find 'trick/nope'; Available options in "
+                          "'trick': baseline, bnneck, center_loss, label_smooth")  # fmt: skip
+    err = cli("train", "optim.lrr=1")
+    assert "Could not override 'optim.lrr'; To append to your config use +optim.lrr=1" in err
+    assert cli("train", "seed=[").startswith("error: seed=[: no viable alternative")
+    # a sweep value composed only when its job starts
+    err = cli("train", "-m", "+trick=baseline,nope", "trainer.max_epochs=0")
+    assert "Could not find 'trick/nope'" in err
+    assert "Could not override 'nope'" in cli("evaluate", "ckpt=x.ckpt", "nope=1")
+
+
+def test_config_error_line_joins_hydras_lines():
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+
+    from reidtricks.cli.app import config_error_line
+
+    err = ConfigCompositionException("In 'train': Could not find 'trick/x'\n\nAvailable options in "
+                                     "'trick':\n\tbaseline\n\twarmup\nConfig search path:\n\tpkg")  # fmt: skip
+    assert config_error_line(err) == (
+        "In 'train': Could not find 'trick/x'; Available options in 'trick': baseline, warmup"
+    )
+    assert config_error_line(OverrideParseException("a=[", "bad input\nSee docs")) == (
+        "a=[: bad input; See docs"
+    )

@@ -8,14 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pytorch_lightning as pl
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from reidtricks.cli.app import config_dir
+from reidtricks.cli.app import hydra_command
 from reidtricks.cli.sweep import job_errors
 from reidtricks.data.datamodule import ReIDDataModule
 from reidtricks.data.trials import check_trials
@@ -132,7 +131,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
+@hydra_command("evaluate")
 def main(cfg: DictConfig) -> None:
     with job_errors():
         evaluate_checkpoint(cfg)

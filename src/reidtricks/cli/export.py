@@ -10,11 +10,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from reidtricks.cli.app import config_dir, extractor_from_config
+from reidtricks.cli.app import extractor_from_config, hydra_command
 from reidtricks.cli.options import check_options
 from reidtricks.cli.outputs import checked_output
 from reidtricks.cli.sweep import job_errors
@@ -127,7 +126,7 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     return {"out": out, "parity": report, "metadata": metadata}
 
 
-@hydra.main(config_path=config_dir(), config_name="export", version_base="1.3")
+@hydra_command("export")
 def main(cfg: DictConfig) -> None:
     with job_errors():
         try:

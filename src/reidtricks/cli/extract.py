@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from reidtricks.cli.app import config_dir, extractor_from_config, warn_bad_images
+from reidtricks.cli.app import extractor_from_config, hydra_command, warn_bad_images
 from reidtricks.cli.options import check_options
 from reidtricks.cli.outputs import checked_output
 from reidtricks.cli.sweep import job_errors
@@ -71,7 +70,7 @@ def extract_folder(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-@hydra.main(config_path=config_dir(), config_name="extract", version_base="1.3")
+@hydra_command("extract")
 def main(cfg: DictConfig) -> None:
     with job_errors():
         extract_folder(cfg)

@@ -8,13 +8,12 @@ from math import inf
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from reidtricks.cli.app import config_dir, extractor_from_config, warn_bad_images
+from reidtricks.cli.app import extractor_from_config, hydra_command, warn_bad_images
 from reidtricks.cli.options import check_options
 from reidtricks.cli.sweep import job_errors
 from reidtricks.errors import InputError, MissingInputError
@@ -158,7 +157,7 @@ def search_gallery(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-@hydra.main(config_path=config_dir(), config_name="search", version_base="1.3")
+@hydra_command("search")
 def main(cfg: DictConfig) -> None:
     with job_errors():
         search_gallery(cfg)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from reidtricks.cli.app import config_dir, one_line_errors
+from reidtricks.cli.app import hydra_command, one_line_errors
 from reidtricks.data.splits import ReIDSplits
 from reidtricks.errors import InputError
 
@@ -46,7 +45,7 @@ def run_stats(cfg: DictConfig) -> str:
     return json.dumps(next(iter(counts.values())) if len(counts) == 1 else counts)
 
 
-@hydra.main(config_path=config_dir(), config_name="stats", version_base="1.3")
+@hydra_command("stats")
 def main(cfg: DictConfig) -> None:
     with one_line_errors():
         print(run_stats(cfg))

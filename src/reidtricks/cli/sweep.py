@@ -4,7 +4,6 @@ end, naming the failed jobs)."""
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from reidtricks.cli.app import input_error_message, one_line_errors
+from reidtricks.cli.app import full_tracebacks, input_error_message, one_line_errors
 from reidtricks.errors import InputError, error_summary
 from reidtricks.training.run_safety import (
     check_creatable,
@@ -49,7 +48,7 @@ def job_errors() -> Iterator[None]:
     except Exception as err:
         message = input_error_message(err)
         if message is None:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            if full_tracebacks():
                 raise
             traceback.print_exc()
             message = f"{error_summary(err)} (a bug: traceback above)"

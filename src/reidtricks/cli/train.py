@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.experimental.callback import Callback
@@ -18,7 +17,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from reidtricks import __version__
-from reidtricks.cli.app import config_dir, one_line_errors
+from reidtricks.cli.app import hydra_command, one_line_errors
 from reidtricks.cli.sweep import job_errors
 from reidtricks.errors import InputError
 from reidtricks.evaluation.metrics import EvalResult
@@ -164,7 +163,7 @@ def _train(cfg: DictConfig, checked: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+@hydra_command("train")
 def main(cfg: DictConfig) -> float | None:
     patch_lightning_ddp_launcher()
     with job_errors(), isolated_ddp_job():
