@@ -1,4 +1,4 @@
-"""Copy a sweep's results without its weights into a folder `python -m reidtricks.report` reads,
+"""Copy a sweep's (or a run's) results without its weights into a folder `python -m reidtricks.report` reads,
 so that a study survives the loss of its run folders (e.g. committed under docs/runs/).
 
     python scripts/keep_results.py logs/transfer_cuhk03/multirun/<date> docs/runs/transfer_seed1
@@ -39,9 +39,14 @@ def copy_checked(source: Path, target: Path) -> None:
 
 def keep(sweep: Path, dest: Path) -> tuple[list[str], list[str]]:
     """Copy every finished job's results from `sweep` to `dest`; returns (kept, unfinished)."""
-    jobs = sorted(p.parent for p in sweep.glob("*/.hydra"))
+    # a single run's folder is kept as one job of that name
+    jobs = (
+        [sweep] if (sweep / ".hydra").is_dir() else sorted(p.parent for p in sweep.glob("*/.hydra"))
+    )
     if not jobs:
-        raise SystemExit(f"error: {sweep}: no job folders (expected a sweep holding <job>/.hydra/)")
+        raise SystemExit(
+            f"error: {sweep}: no job folders (expected a sweep holding <job>/.hydra/ or a run)"
+        )
     kept, unfinished = [], []
     for job in jobs:
         if not (job / "metrics.json").is_file() and not (job / "error.txt").is_file():

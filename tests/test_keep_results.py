@@ -66,3 +66,10 @@ def test_another_runs_results_are_not_overwritten(tmp_path):
         ]
         == 0.2
     )
+
+
+def test_a_single_run_is_kept_as_one_job(tmp_path):
+    run = make_sweep(tmp_path / "sweep", 0.2) / "0_baseline_seed0"
+    done = keep(run, tmp_path / "kept")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "kept" / "0_baseline_seed0" / "metrics.json").is_file()
