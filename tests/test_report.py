@@ -366,3 +366,28 @@ def test_an_earlier_one_seed_report_csv_pools_with_new_jobs(tmp_path, capsys):
         main([str(new), str(out / "report.csv"), "--out", str(tmp_path / "again")])
     err = capsys.readouterr().err
     assert "report.csv:2: row bot has 2 seeds; only one-seed rows can be pooled" in err
+
+
+def test_delta_chart_holds_each_rows_map_change_and_noise(tmp_path):
+    from reidtricks.reports.report_csv import pool_rows
+    from reidtricks.reports.rows import Row
+    from reidtricks.reports.study_plots import mAP_deltas
+
+    def row(name, maps):  # one test set, two seeds
+        return Row(name, "cuhk03", {"viper": {"mAP": list(maps)}}, [0, 1])
+
+    rows = [
+        row("bot", (0.20, 0.22)),
+        row("bot_no_x", (0.30, 0.26)),
+        row("bot_no_x+rerank", (0.4, 0.4)),
+    ]
+    deltas = mAP_deltas(pool_rows(rows, []), "bot")
+    assert list(deltas) == ["bot_no_x"]  # neither the reference nor a test-time variant
+    delta, noise = deltas["bot_no_x"]["viper"]
+    assert delta == pytest.approx((0.30 + 0.26) / 2 - (0.20 + 0.22) / 2)
+    s_row, s_ref = statistics.stdev([0.30, 0.26]), statistics.stdev([0.20, 0.22])
+    assert noise == pytest.approx((s_row**2 + s_ref**2) ** 0.5)
+    # the CLI writes the chart with --delta-from
+    a = loo_sweep(tmp_path / "a", 0, {"bot": (0.30, 0.20), "bot_no_x": (0.40, 0.26)})
+    main([str(a), "--delta-from", "bot"])
+    assert (a / "report_delta.png").stat().st_size > 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 SHOWN = ("rank1", "mAP")
@@ -30,3 +31,8 @@ class Row:
     def std(self, test_set: str, key: str) -> float:
         vals = self.values.get(test_set, {}).get(key, [])
         return statistics.stdev(vals) if len(vals) > 1 else float("nan")
+
+
+def test_set_names(rows: Sequence[Row]) -> list[str]:
+    """The test sets of the rows, in the order they first appear."""
+    return list(dict.fromkeys(name for row in rows for name in row.values))

@@ -22,7 +22,8 @@ from hydra.errors import HydraException
 from reidtricks.errors import InputError, error_summary
 from reidtricks.reports.paper_results import published
 from reidtricks.reports.report_csv import pool_rows, rows_from_report_csv
-from reidtricks.reports.rows import SHOWN, Row
+from reidtricks.reports.rows import SHOWN, Row, test_set_names
+from reidtricks.reports.study_plots import plot_deltas, plot_rows
 
 
 @dataclass
@@ -317,10 +318,6 @@ def _delta(row: Row, prev: Row | None, test_set: str, key: str) -> str:
     return f"{100 * delta:+.1f}{mark}"
 
 
-def test_set_names(rows: Sequence[Row]) -> list[str]:
-    return list(dict.fromkeys(name for row in rows for name in row.values))
-
-
 def table_records(rows: Sequence[Row], delta_from: str | None = None) -> list[dict[str, str]]:
     """One dict per row with the columns of the markdown/CSV table: one column group per test set
     (named `SET rank1`, ... when there are several). Δ is taken from the previous row, or from
@@ -468,39 +465,12 @@ def write_report(
         writer.writerows(records)
     first = sources[0].resolve()
     study = first.parent.parent.name  # <log_dir>/<task>/multirun/<date>
-    plot_title = f"{study}: {first.name}" if len(sources) == 1 else f"{len(sources)} inputs pooled"
+    plot_title = (
+        f"{study}: {first.name}"
+        if len(sources) == 1
+        else f"{first.parent.name}: {len(sources)} inputs pooled"
+    )
     plot_rows(rows, out_dir / "report.png", title=plot_title)
+    if delta_from is not None:
+        plot_deltas(rows, delta_from, out_dir / "report_delta.png", title=plot_title)
     return md_path
-
-
-def plot_rows(rows: Sequence[Row], out_png: Path, title: str = "") -> Path:
-    """Grouped bars of rank-1 and mAP per row and test set, with seed std as error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    test_sets = test_set_names(rows)
-    # One panel per test set (a row of panels), bars per row of the table.
-    fig, axes = plt.subplots(
-        1, len(test_sets), figsize=(max(6.0, (0.45 * len(rows) + 1) * len(test_sets)), 4.2),
-        squeeze=False,
-    )  # fmt: skip
-    width = 0.38
-    for ax, test_set in zip(axes[0], test_sets, strict=True):
-        shown = [r for r in rows if test_set in r.values]
-        x = range(len(shown))
-        for offset, key in ((-width / 2, "rank1"), (width / 2, "mAP")):
-            means = [100 * r.mean(test_set, key) for r in shown]
-            stds = [0 if math.isnan(r.std(test_set, key)) else 100 * r.std(test_set, key)
-                    for r in shown]  # fmt: skip
-            ax.bar([i + offset for i in x], means, width, yerr=stds, capsize=3, label=key)
-        ax.set_xticks(list(x), [r.name for r in shown], rotation=40, ha="right", fontsize=8)
-        ax.set_title(test_set, fontsize=10)
-        ax.set_ylabel("%")
-    axes[0][0].legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=90)
-    plt.close(fig)
-    return out_png
