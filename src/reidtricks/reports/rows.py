@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,12 @@ class Row:
     def std(self, test_set: str, key: str) -> float:
         vals = self.values.get(test_set, {}).get(key, [])
         return statistics.stdev(vals) if len(vals) > 1 else float("nan")
+
+    def change_from(self, other: Row, test_set: str, key: str) -> tuple[float, float]:
+        """This row's mean minus `other`'s, and the seed noise sqrt(std² + std_other²) (NaN
+        when either row has one seed)."""
+        delta = self.mean(test_set, key) - other.mean(test_set, key)
+        return delta, math.hypot(self.std(test_set, key), other.std(test_set, key))
 
 
 def test_set_names(rows: Sequence[Row]) -> list[str]:

@@ -310,10 +310,9 @@ def _delta(row: Row, prev: Row | None, test_set: str, key: str) -> str:
     with one seed), no mark outside the noise."""
     if prev is None:
         return ""
-    delta = row.mean(test_set, key) - prev.mean(test_set, key)
+    delta, noise = row.change_from(prev, test_set, key)
     if math.isnan(delta):
         return "-"
-    noise = math.hypot(row.std(test_set, key), prev.std(test_set, key))
     mark = " ?" if math.isnan(noise) else (" ~" if abs(delta) <= noise else "")
     return f"{100 * delta:+.1f}{mark}"
 

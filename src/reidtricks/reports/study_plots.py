@@ -54,10 +54,7 @@ def mAP_deltas(rows: Sequence[Row], reference: str) -> dict[str, dict[str, tuple
         if ref is None or row is ref or "+" in row.name:
             continue
         deltas[row.name] = {
-            test_set: (
-                row.mean(test_set, "mAP") - ref.mean(test_set, "mAP"),
-                math.hypot(row.std(test_set, "mAP"), ref.std(test_set, "mAP")),
-            )
+            test_set: row.change_from(ref, test_set, "mAP")
             for test_set in test_set_names(rows)
             if test_set in row.values and test_set in ref.values
         }
