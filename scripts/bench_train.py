@@ -2,7 +2,7 @@
 torch.compile.
 
     python scripts/bench_train.py [--backbone resnet18] [--height 128 --width 64] [--batch 32]
-                                  [--skip-bf16] [--compile]
+                                  [--last-stride 1 --neck bnneck] [--skip-bf16] [--compile]
 
 Each variant runs the full step (forward, CE + triplet + center loss, backward, Adam step) on
 random data; the ratio column compares with the plain fp32 (NCHW) step measured in the same run.
@@ -32,7 +32,11 @@ def step_time(
     net = build_reid_net(
         num_classes=751,
         **replace(
-            ModelConfig(), backbone=args.backbone, pretrained=False, last_stride=1, neck="bnneck"
+            ModelConfig(),
+            backbone=args.backbone,
+            pretrained=False,
+            last_stride=args.last_stride,
+            neck=args.neck,
         ).as_kwargs(),
     ).to(device)
     center = CenterLoss(751, net.feat_dim).to(device)
@@ -77,6 +81,12 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=128)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument(
+        "--last-stride", type=int, default=1, help="1: the BoT's; 2: the baseline's"
+    )
+    parser.add_argument(
+        "--neck", default="bnneck", help="bnneck (the BoT's) or none (the baseline's)"
+    )
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--skip-bf16", action="store_true", help="e.g. on a CPU without bf16 units")
@@ -96,7 +106,8 @@ def main() -> None:
         variants += [("fp32 compiled", False, None, True),
                      ("fp32 channels-last compiled", True, None, True)]  # fmt: skip
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
-          f"backbone={args.backbone} input={args.height}x{args.width} batch={args.batch}")  # fmt: skip
+          f"backbone={args.backbone} input={args.height}x{args.width} batch={args.batch} "
+          f"last_stride={args.last_stride} neck={args.neck}")  # fmt: skip
     print(
         "| variant | s/step | images/s | vs baseline | warm-up s (compile) |\n|---|---|---|---|---|"
     )

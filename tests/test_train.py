@@ -58,6 +58,17 @@ def trained_run(tiny_data_dir, tmp_path_factory):
     return cfg, metrics, out
 
 
+def test_every_epoch_is_timed_in_the_log_and_metrics(trained_run):
+    _, metrics, out = trained_run
+    seconds = metrics["train_epoch_s"]
+    assert len(seconds) == 8 and all(s > 0 for s in seconds)
+    assert sum(seconds) < metrics["wall_time_s"]
+    log = next(out.glob("csv/version_*/metrics.csv")).read_text().splitlines()
+    col = log[0].split(",").index("time/train_epoch_s")
+    logged = [float(r.split(",")[col]) for r in log[1:] if r.split(",")[col]]
+    assert [round(s, 2) for s in logged] == seconds
+
+
 def test_short_training_loss_falls_and_beats_random_features(trained_run):
     cfg, metrics, out = trained_run
     log = next(out.glob("csv/version_*/metrics.csv")).read_text().splitlines()

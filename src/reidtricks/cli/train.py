@@ -24,6 +24,7 @@ from reidtricks.evaluation.metrics import EvalResult
 from reidtricks.reports.plots import plot_training_curves
 from reidtricks.reports.tables import print_results_table
 from reidtricks.training.ddp import isolated_ddp_job, patch_lightning_ddp_launcher
+from reidtricks.training.epoch_timer import EpochTimer
 from reidtricks.training.module import ReIDModule
 from reidtricks.training.preflight import check_before_training, check_run_keys
 from reidtricks.training.run_safety import (
@@ -153,6 +154,9 @@ def _train(cfg: DictConfig, checked: dict[str, Any]) -> dict[str, Any]:
         metrics["test_sets"] = per_set
         # Other test-time settings of the same weights (re-ranking, BNNeck feature x metric).
         metrics["variants"] = per_variant
+    timer = next((c for c in callbacks if isinstance(c, EpochTimer)), None)
+    if timer is not None:
+        metrics["train_epoch_s"] = [round(s, 2) for s in timer.seconds]
     metrics["wall_time_s"] = round(time.time() - start, 1)
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
