@@ -391,3 +391,37 @@ def test_delta_chart_holds_each_rows_map_change_and_noise(tmp_path):
     a = loo_sweep(tmp_path / "a", 0, {"bot": (0.30, 0.20), "bot_no_x": (0.40, 0.26)})
     main([str(a), "--delta-from", "bot"])
     assert (a / "report_delta.png").stat().st_size > 1000
+
+
+def test_one_cell_on_two_training_sets_is_two_rows_by_its_own_name(tmp_path):
+    # the same cell trained on CUHK03 alone and on CUHK03 + 3DPeS (another train_sources config),
+    # two seeds each; an earlier report.csv adds seed 2 of the multi-source row
+    sweep = tmp_path / "sweep"
+    for seed, sets, mAP in [(0, ["cuhk03"], 0.20), (1, ["cuhk03"], 0.22),
+                            (0, ["cuhk03", "threedpes"], 0.30), (1, ["cuhk03", "threedpes"], 0.34)]:  # fmt: skip
+        job = sweep / f"{len(sets)}_baseline_seed{seed}"
+        (job / ".hydra").mkdir(parents=True)
+        sources = {name: {"combineall": name != "cuhk03"} for name in sets}
+        config = {"cell": "baseline", "seed": seed, "data": {"train_sources": sources}}
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+        payload = {"cell": "baseline", "seed": seed, "train_sets": sets,
+                   "test_sets": two_set_scores(0.5, mAP)}  # fmt: skip
+        (job / "metrics.json").write_text(json.dumps(payload))
+    earlier = tmp_path / "seed2_report.csv"
+    earlier.write_text(
+        "row,trained on,seeds,cuhk03 rank1,cuhk03 mAP\nbaseline,cuhk03+threedpes,1,50.0,38.0\n"
+    )
+    out = tmp_path / "pooled"
+    main([str(sweep), str(earlier), "--out", str(out)])
+    rows = list(csv.DictReader((out / "report.csv").read_text().splitlines()))
+    assert [(r["row"], r["trained on"], r["seeds"]) for r in rows] == [
+        ("baseline", "cuhk03", "2"),
+        ("baseline", "cuhk03+threedpes", "3"),
+    ]
+    assert rows[0]["cuhk03 mAP"] == f"21.0 ± {100 * statistics.stdev([0.20, 0.22]):.1f}"
+    assert rows[1]["cuhk03 mAP"] == f"34.0 ± {100 * statistics.stdev([0.30, 0.34, 0.38]):.1f}"
+    md = (out / "report.md").read_text()
+    assert (
+        "- data.train_sources.threedpes.combineall: baseline (on cuhk03): -; baseline (on cuhk03+threedpes): true"
+        in md
+    )

@@ -194,22 +194,31 @@ def setting_of(config: dict[str, Any] | None) -> dict[str, str] | None:
     }
 
 
+def _trained_on(job: dict[str, Any]) -> str:
+    return "+".join(job.get("train_sets", []))
+
+
 def name_rows(jobs: Sequence[dict[str, Any]]) -> dict[str, dict[str, str]]:
-    """Set each job's `row`: its cell, plus the differing keys when jobs of one cell have different
-    settings (they are not seeds of one setting). Refuses a seed that appears twice in one row.
-    Returns, for every key whose value differs between rows, {row: value}."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    """Set each job's `row`: its cell, plus the differing keys when jobs of one cell and training
+    set have different settings (they are not seeds of one setting); a cell trained on other sets
+    keeps its name, the table's "trained on" column tells the rows apart. Refuses a seed that
+    appears twice in one row. Returns, for every key whose value differs between rows,
+    {row: value} (a row named with its training set when its name has several)."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for job in jobs:
         cell = job.get("cell", job.get("stage", "?"))
         setting = job["setting"]
         frozen = json.dumps(setting, sort_keys=True) if setting is not None else ""
-        groups.setdefault((cell, frozen), []).append(job)
-    by_cell: dict[str, list[tuple[str, str]]] = {}
-    for cell, frozen in groups:
-        by_cell.setdefault(cell, []).append((cell, frozen))
+        groups.setdefault((cell, _trained_on(job), frozen), []).append(job)
+    by_cell: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for cell, trained_on, frozen in groups:
+        by_cell.setdefault((cell, trained_on), []).append((cell, trained_on, frozen))
+    sets_per_cell: dict[str, int] = {}
+    for cell, _ in by_cell:
+        sets_per_cell[cell] = sets_per_cell.get(cell, 0) + 1
     row_setting: dict[str, dict[str, str]] = {}
-    for cell, keys in by_cell.items():
-        settings = [json.loads(frozen) if frozen else {} for _, frozen in keys]
+    for (cell, trained_on), keys in by_cell.items():
+        settings = [json.loads(frozen) if frozen else {} for _, _, frozen in keys]
         differing = sorted(
             {k for a in settings for b in settings for k in a if a.get(k) != b.get(k)}
         )
@@ -232,7 +241,8 @@ def name_rows(jobs: Sequence[dict[str, Any]]) -> dict[str, dict[str, str]]:
                     )
                 seen[seed] = job["folder"]
                 job["row"] = name
-            row_setting[name] = settings[keys.index(key)] if key[1] else {}
+            label = f"{name} (on {trained_on})" if sets_per_cell[cell] > 1 else name
+            row_setting[label] = settings[keys.index(key)] if key[2] else {}
     all_keys = sorted({k for setting in row_setting.values() for k in setting})
     differs = {}
     for key in all_keys:
@@ -264,13 +274,13 @@ def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
     variant is a row; otherwise (the ablation, or one job of it) the variants of the last row
     follow it as extra rows (e.g. `center_loss+rerank`).
     """
-    rows: dict[str, Row] = {}
-    names = list(dict.fromkeys(job["row"] for job in jobs))
+    rows: dict[tuple[str, str], Row] = {}  # by (name, training sets)
+    names = list(dict.fromkeys((job["row"], _trained_on(job)) for job in jobs))
     variants_only = len(names) == 1 and any(_default_is_a_variant(job) for job in jobs)
 
     def add(name: str, per_set: dict[str, dict[str, float]], job: dict[str, Any]) -> None:
-        trained_on = "+".join(job.get("train_sets", []))
-        row = rows.setdefault(name, Row(name, trained_on))
+        trained_on = _trained_on(job)
+        row = rows.setdefault((name, trained_on), Row(name, trained_on))
         for test_set, metrics in per_set.items():
             values = row.values.setdefault(test_set, {})
             for key in (*SHOWN, "rank5", "rank10", "mINP"):
@@ -282,7 +292,7 @@ def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
         if not variants_only and job.get("test_sets"):
             add(job["row"], job["test_sets"], job)
     for job in jobs:
-        if job["row"] != names[-1]:
+        if (job["row"], _trained_on(job)) != names[-1]:
             continue
         for variant, per_set in (job.get("variants") or {}).items():
             add(variant if variants_only else f"{job['row']}+{variant}", per_set, job)
