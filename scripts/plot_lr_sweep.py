@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -29,6 +30,12 @@ def lr_points(folder: Path) -> dict[Key, dict[float, list[float]]]:
         raise SystemExit(f"error: {folder}: no finished job folders (expected <job>/metrics.json)")
     points: dict[Key, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for job in jobs.done:
+        if not job.get("test_sets"):
+            print(
+                f"left out: {job['folder']} (no test_sets: trained with run_test=false)",
+                file=sys.stderr,
+            )
+            continue
         config = job_config(Path(job["folder"]))
         if config is None or "optim" not in config:
             raise SystemExit(f"error: {job['folder']}: no .hydra/config.yaml with an optim section")

@@ -29,6 +29,10 @@ def test_runs_are_grouped_by_optimiser_warmup_and_lr(tmp_path):
     make_run(runs, "2_c", "Adam", 1e-3, True, 0.10)
     make_run(runs, "3_d", "Adam", 2e-3, True, 0.30)
     make_run(runs, "4_e", "SGD", 1e-3, False, 0.05)
+    make_run(runs, "5_untested", "Adam", 1e-3, False, 0.99)
+    untested = json.loads((runs / "5_untested" / "metrics.json").read_text())
+    del untested["test_sets"]  # trained with run_test=false
+    (runs / "5_untested" / "metrics.json").write_text(json.dumps(untested))
     out = tmp_path / "lr.png"
     result = subprocess.run(
         [sys.executable, str(SCRIPT), str(runs), "--out", str(out), "--reference-lr", "1e-3"],
@@ -49,6 +53,7 @@ def test_runs_are_grouped_by_optimiser_warmup_and_lr(tmp_path):
         "| SGD, no warmup | 0.001 | 1 | 5.0 | 5.0 |",
     ]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"left out: {runs / '5_untested'} (no test_sets" in result.stderr
 
 
 def test_a_folder_without_runs_is_a_one_line_error(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,9 +214,7 @@ def name_rows(jobs: Sequence[dict[str, Any]]) -> dict[str, dict[str, str]]:
     by_cell: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
     for cell, trained_on, frozen in groups:
         by_cell.setdefault((cell, trained_on), []).append((cell, trained_on, frozen))
-    sets_per_cell: dict[str, int] = {}
-    for cell, _ in by_cell:
-        sets_per_cell[cell] = sets_per_cell.get(cell, 0) + 1
+    sets_per_cell = Counter(cell for cell, _ in by_cell)
     row_setting: dict[str, dict[str, str]] = {}
     for (cell, trained_on), keys in by_cell.items():
         settings = [json.loads(frozen) if frozen else {} for _, _, frozen in keys]

@@ -33,4 +33,7 @@ class EpochTimer(pl.Callback):
             return
         elapsed = time.perf_counter() - self._start - self._validation
         self.seconds.append(elapsed)
-        pl_module.log("time/train_epoch_s", elapsed, on_step=False, on_epoch=True)
+        # this process's time: every rank logging its own would ask for a cross-rank reduction
+        pl_module.log(
+            "time/train_epoch_s", elapsed, on_step=False, on_epoch=True, rank_zero_only=True
+        )
