@@ -337,11 +337,13 @@ def composed(*overrides: str) -> dict[str, Any]:
     return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 
-# Keys added since (random-split trials, warmup per step, the epoch timer) and the split and
-# combineall every dataset config names (fixed split 0, not combined) for each source.
+# Keys added since (random-split trials, warmup per step, the epoch timer, the classifier LR
+# factor) and the split and combineall every dataset config names (fixed split 0, not combined)
+# for each source.
 ADDED_ELSEWHERE = {
     "data.test_trials": None,
     "optim.warmup_per_step": False,
+    "optim.classifier_lr_factor": 1.0,
     "callbacks.epoch_timer._target_": "reidtricks.training.epoch_timer.EpochTimer",
 }
 SOURCE_KEYS = {"split": 0, "combineall": False}

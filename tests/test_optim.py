@@ -9,7 +9,7 @@ import torch
 
 from helpers import new_net
 from reidtricks.errors import InputError
-from reidtricks.training.optim import build_lr_scheduler, build_param_groups
+from reidtricks.training.optim import build_lr_scheduler, build_optimizer, build_param_groups
 from reidtricks.training.settings import OptimConfig
 
 
@@ -61,6 +61,72 @@ def test_param_groups_cover_every_trainable_param_once():
     assert {id(p) for p in biases["params"]} == bias_ids
 
 
+@pytest.mark.parametrize("neck", ["none", "bnneck"])
+def test_classifier_lr_factor_gives_the_classifier_its_own_groups(neck):
+    net = new_net("resnet18", num_classes=7, neck=neck)
+    groups = build_param_groups(
+        net,
+        lr=1.0,
+        weight_decay=5e-4,
+        bias_lr_factor=2.0,
+        weight_decay_bias=0.0,
+        classifier_lr_factor=10.0,
+    )
+    seen = [id(p) for g in groups for p in g["params"]]
+    trainable = [id(p) for p in net.parameters() if p.requires_grad]
+    assert sorted(seen) == sorted(trainable) and len(seen) == len(set(seen))
+    expected = {}  # lr and weight decay of every parameter, written out
+    for name, param in net.named_parameters():
+        if param.requires_grad:
+            bias, head = name.endswith(".bias"), name.startswith("classifier.")
+            expected[id(param)] = (
+                (2.0 if bias else 1.0) * (10.0 if head else 1.0),
+                0.0 if bias else 5e-4,
+            )
+    got = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+    assert got == expected  # products of small powers of two and ten: exact
+    # The classifier's bias exists only without the BNNeck: three groups with it, four without.
+    assert len(groups) == (4 if neck == "none" else 3)
+
+
+def test_classifier_lr_factor_one_keeps_the_two_groups():
+    net = new_net("resnet18", num_classes=7, neck="none")
+    plain = build_param_groups(net, lr=1.0, weight_decay=5e-4)
+    same = build_param_groups(net, lr=1.0, weight_decay=5e-4, classifier_lr_factor=1.0)
+    assert [[id(p) for p in g["params"]] for g in plain] == [
+        [id(p) for p in g["params"]] for g in same
+    ]
+    assert len(plain) == 2
+
+
+def test_classifier_lr_factor_scales_only_the_classifier_step():
+    """One plain-SGD step from the same weights and batch: the backbone moves exactly as without
+    the factor, the classifier exactly factor times as far (step = lr * (grad + wd * w))."""
+    torch.manual_seed(0)
+    base = new_net("resnet18", num_classes=5, neck="bnneck")
+    images, labels = torch.randn(4, 3, 64, 32), torch.tensor([0, 1, 2, 3])
+    moved = {}
+    for factor in (1.0, 8.0):
+        net = new_net("resnet18", num_classes=5, neck="bnneck")
+        net.load_state_dict(base.state_dict())
+        net.eval()  # BatchNorm statistics fixed: the two steps see the same forward pass
+        cfg = replace(
+            OptimConfig(),
+            optimizer={"_target_": "torch.optim.SGD", "_partial_": True},
+            lr=0.01,
+            classifier_lr_factor=factor,
+        )
+        optimizer = build_optimizer(net, cfg)
+        loss = torch.nn.functional.cross_entropy(net(images).logits, labels)
+        loss.backward()
+        optimizer.step()
+        moved[factor] = {n: (p - base.state_dict()[n]).detach() for n, p in net.named_parameters()}
+    for name, delta in moved[1.0].items():
+        ratio = 8.0 if name.startswith("classifier.") else 1.0
+        torch.testing.assert_close(moved[8.0][name], ratio * delta, rtol=1e-5, atol=1e-9)
+    assert moved[1.0]["classifier.weight"].abs().sum() > 0
+
+
 def test_schedule_settings_are_checked_once_in_the_typed_config():
     defaults = OptimConfig()
     with pytest.raises(InputError, match=r"optim.milestones=\[70, 40\]: expected increasing"):
@@ -73,6 +139,10 @@ def test_schedule_settings_are_checked_once_in_the_typed_config():
         replace(defaults, warmup=1)
     with pytest.raises(InputError, match="optim.lr='fast': expected a number"):
         replace(defaults, lr="fast")
+    with pytest.raises(InputError, match=r"optim.classifier_lr_factor=0: expected > 0"):
+        replace(defaults, classifier_lr_factor=0)
+    with pytest.raises(InputError, match="optim.classifier_lr_factor='x': expected a number"):
+        replace(defaults, classifier_lr_factor="x")
 
 
 def test_warmup_epochs_only_act_with_the_warmup_trick():

@@ -22,33 +22,50 @@ def build_param_groups(
     weight_decay: float,
     bias_lr_factor: float = 1.0,
     weight_decay_bias: float | None = None,
+    classifier_lr_factor: float = 1.0,
+    classifier_prefix: str = "classifier.",
 ) -> list[dict]:
     """Two groups as the authors' code: weights (lr, weight_decay) and biases (lr * bias_lr_factor,
     weight_decay_bias, default weight_decay). Frozen parameters (the BNNeck bias) are left out.
 
     A bias is a parameter whose own name is `bias` (the authors match "bias" anywhere in the name;
-    the same for ResNets, but not e.g. Swin's `relative_position_bias_table`). Empty groups are dropped.
+    the same for ResNets, but not e.g. Swin's `relative_position_bias_table`). With
+    classifier_lr_factor != 1 the parameters under `classifier_prefix` form their own groups at
+    that many times their LR (FastReID's head LR factor). Empty groups are dropped.
     """
-    weights, biases = [], []
+    split_head = classifier_lr_factor != 1.0  # off: the authors' two groups, unchanged
+    wd_bias = weight_decay if weight_decay_bias is None else weight_decay_bias
+    groups = {
+        (False, False): {"params": [], "lr": lr, "weight_decay": weight_decay},
+        (True, False): {"params": [], "lr": lr * bias_lr_factor, "weight_decay": wd_bias},
+        (False, True): {
+            "params": [],
+            "lr": lr * classifier_lr_factor,
+            "weight_decay": weight_decay,
+        },
+        (True, True): {
+            "params": [],
+            "lr": lr * bias_lr_factor * classifier_lr_factor,
+            "weight_decay": wd_bias,
+        },
+    }
     for name, param in model.named_parameters():  # shared parameters are listed once
         if param.requires_grad:
-            (biases if name.rsplit(".", 1)[-1] == "bias" else weights).append(param)
-    wd_bias = weight_decay if weight_decay_bias is None else weight_decay_bias
-    groups = [
-        {"params": weights, "lr": lr, "weight_decay": weight_decay},
-        {"params": biases, "lr": lr * bias_lr_factor, "weight_decay": wd_bias},
-    ]
-    return [group for group in groups if group["params"]]
+            is_bias = name.rsplit(".", 1)[-1] == "bias"
+            in_head = split_head and name.startswith(classifier_prefix)
+            groups[is_bias, in_head]["params"].append(param)
+    return [group for group in groups.values() if group["params"]]
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> Optimizer:
-    """The configured optimiser (cfg.optimizer, a Hydra `_partial_` spec) over the two groups."""
+    """The configured optimiser (cfg.optimizer, a Hydra `_partial_` spec) over the parameter groups."""
     groups = build_param_groups(
         model,
         lr=cfg.lr,
         weight_decay=cfg.weight_decay,
         bias_lr_factor=cfg.bias_lr_factor,
         weight_decay_bias=cfg.weight_decay_bias,
+        classifier_lr_factor=cfg.classifier_lr_factor,
     )
     return instantiate(dict(cfg.optimizer))(groups, lr=cfg.lr)
 

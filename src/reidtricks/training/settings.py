@@ -58,6 +58,7 @@ class OptimConfig:
     lr: float = 3.5e-4
     weight_decay: float = 5.0e-4
     bias_lr_factor: float = 1.0
+    classifier_lr_factor: float = 1.0  # the identity classifier's LR x this (its own groups)
     weight_decay_bias: float | None = 5.0e-4
     milestones: tuple[int, ...] = (40, 70)
     gamma: float = 0.1
@@ -77,6 +78,10 @@ class OptimConfig:
             raise InputError(f"optim.lr={self.lr!r}: expected > 0")
         require_number("optim.weight_decay", self.weight_decay, low=0.0)
         require_number("optim.bias_lr_factor", self.bias_lr_factor, low=0.0)
+        if require_number("optim.classifier_lr_factor", self.classifier_lr_factor, low=0.0) == 0:
+            raise InputError(
+                f"optim.classifier_lr_factor={self.classifier_lr_factor!r}: expected > 0"
+            )
         if self.weight_decay_bias is not None:
             require_number("optim.weight_decay_bias", self.weight_decay_bias, low=0.0)
         if isinstance(self.milestones, str) or not isinstance(self.milestones, list | tuple):
