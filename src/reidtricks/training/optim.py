@@ -35,19 +35,14 @@ def build_param_groups(
     """
     split_head = classifier_lr_factor != 1.0  # off: the authors' two groups, unchanged
     wd_bias = weight_decay if weight_decay_bias is None else weight_decay_bias
-    groups = {
-        (False, False): {"params": [], "lr": lr, "weight_decay": weight_decay},
-        (True, False): {"params": [], "lr": lr * bias_lr_factor, "weight_decay": wd_bias},
-        (False, True): {
+    groups = {  # (bias?, classifier?): weights first, then biases, as the authors' two groups
+        (bias, head): {
             "params": [],
-            "lr": lr * classifier_lr_factor,
-            "weight_decay": weight_decay,
-        },
-        (True, True): {
-            "params": [],
-            "lr": lr * bias_lr_factor * classifier_lr_factor,
-            "weight_decay": wd_bias,
-        },
+            "lr": lr * (bias_lr_factor if bias else 1.0) * (classifier_lr_factor if head else 1.0),
+            "weight_decay": wd_bias if bias else weight_decay,
+        }
+        for head in (False, True)
+        for bias in (False, True)
     }
     for name, param in model.named_parameters():  # shared parameters are listed once
         if param.requires_grad:
