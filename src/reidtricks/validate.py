@@ -40,6 +40,13 @@ def require_number(
     return float(value)
 
 
+def require_positive(key: str, value: Any) -> float:
+    """A real number > 0 (a learning rate or a factor of one, where 0 would silently freeze)."""
+    if require_number(key, value, low=0.0) == 0.0:
+        raise InputError(f"{key}={value!r}: expected > 0")
+    return float(value)
+
+
 def require_bool(key: str, value: Any) -> bool:
     """true or false (not 0/1, not a string)."""
     if not isinstance(value, bool):

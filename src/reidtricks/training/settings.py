@@ -15,7 +15,7 @@ from reidtricks.data.settings import NON_SETTING_KEYS, DataConfig
 from reidtricks.errors import InputError
 from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.models.settings import ModelConfig
-from reidtricks.validate import require_bool, require_int, require_number
+from reidtricks.validate import require_bool, require_int, require_number, require_positive
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,7 @@ class LossConfig:
             raise InputError(f"loss.label_smoothing={self.label_smoothing!r}: expected < 1")
         require_bool("loss.triplet_soft_margin", self.triplet_soft_margin)
         require_bool("loss.triplet_normalize", self.triplet_normalize)
-        if require_number("loss.center_lr", self.center_lr, low=0.0) == 0.0:
-            raise InputError(f"loss.center_lr={self.center_lr!r}: expected > 0")
+        require_positive("loss.center_lr", self.center_lr)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> LossConfig:
@@ -74,14 +73,10 @@ class OptimConfig:
                 f"optim.optimizer={self.optimizer!r}: expected a mapping with _target_ "
                 "(e.g. torch.optim.Adam) and _partial_: true"
             )
-        if require_number("optim.lr", self.lr, low=0.0) == 0.0:
-            raise InputError(f"optim.lr={self.lr!r}: expected > 0")
+        require_positive("optim.lr", self.lr)
         require_number("optim.weight_decay", self.weight_decay, low=0.0)
         require_number("optim.bias_lr_factor", self.bias_lr_factor, low=0.0)
-        if require_number("optim.classifier_lr_factor", self.classifier_lr_factor, low=0.0) == 0:
-            raise InputError(
-                f"optim.classifier_lr_factor={self.classifier_lr_factor!r}: expected > 0"
-            )
+        require_positive("optim.classifier_lr_factor", self.classifier_lr_factor)
         if self.weight_decay_bias is not None:
             require_number("optim.weight_decay_bias", self.weight_decay_bias, low=0.0)
         if isinstance(self.milestones, str) or not isinstance(self.milestones, list | tuple):
