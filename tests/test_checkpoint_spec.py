@@ -47,10 +47,14 @@ def test_a_checkpoint_without_model_args_still_loads():
     torch.manual_seed(0)
     net = new_net("resnet18", 5, last_stride=1, neck="bnneck")
     old = checkpoint_of(net, plain_config("+trick=bnneck"), num_classes=5)
+    for key in ("ibn", "mixstyle", "pooling"):  # model keys added since: their off values
+        del old["reidtricks"]["config"]["model"][key]
     spec = checkpoint_spec(old)
     assert dict(spec.net.args) == {
         "backbone": "resnet18", "num_classes": 5, "last_stride": 1, "neck": "bnneck",
         "pretrained": False, "pretrained_path": None, "pretrained_key_map": "by_name",
+        "ibn": "none", "mixstyle": {"p": 0.0, "alpha": 0.1, "layers": ("layer1", "layer2")},
+        "pooling": "avg",
     }  # fmt: skip
     assert same_weights(build_net_from_checkpoint(old), net)
 
@@ -77,7 +81,8 @@ def test_model_args_are_stored_whole_and_rebuild_the_network():
     net = new_net("resnet18", 3, last_stride=1, neck="bnneck")
     args = {p: None for p in inspect.signature(build_reid_net).parameters}
     args.update(backbone="resnet18", num_classes=3, last_stride=1, neck="bnneck",
-                pretrained=True, pretrained_path="/nowhere.pt", pretrained_key_map="by_name")  # fmt: skip
+                pretrained=True, pretrained_path="/nowhere.pt", pretrained_key_map="by_name",
+                ibn="none", mixstyle={"p": 0.0}, pooling="avg")  # fmt: skip
     ckpt = checkpoint_of(net, plain_config(), num_classes=3, model_args=args)
     assert checkpoint_spec(ckpt).net.args == args
     rebuilt = build_net_from_checkpoint(ckpt)  # no download, no file read: weights from ckpt

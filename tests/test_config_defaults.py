@@ -344,6 +344,16 @@ ADDED_ELSEWHERE = {
     "data.test_trials": None,
     "optim.warmup_per_step": False,
     "optim.classifier_lr_factor": 1.0,
+    "data.transform.color_jitter": 0.0,
+    "data.transform.grayscale_prob": 0.0,
+    "data.transform.auto_augment": "none",
+    "data.test_on_trained_ids": False,
+    "data.sampler.source_balance": "none",
+    "model.ibn": "none",
+    "model.mixstyle.p": 0.0,
+    "model.mixstyle.alpha": 0.1,
+    "model.mixstyle.layers": ["layer1", "layer2"],
+    "model.pooling": "avg",
     "callbacks.epoch_timer._target_": "reidtricks.training.epoch_timer.EpochTimer",
 }
 SOURCE_KEYS = {"split": 0, "combineall": False}

@@ -425,3 +425,27 @@ def test_one_cell_on_two_training_sets_is_two_rows_by_its_own_name(tmp_path):
         "- data.train_sources.threedpes.combineall: baseline (on cuhk03): -; baseline (on cuhk03+threedpes): true"
         in md
     )
+
+
+def viper_split(split):
+    source = {"_target_": "reidtricks.data.datasets.VIPeR", "root": "/d", "split": split}
+    return {"data": {"train_sources": {"viper": source}, "test_sources": {"viper": source}}}
+
+
+def test_one_model_per_split_pools_as_mean_and_std_over_the_splits(tmp_path):
+    """The honest in-domain protocol of the small sets (a sweep over
+    data.train_sources.NAME.split): one row, mean ± std over the splits; a split twice is refused."""
+    sweep = tmp_path / "per_split"
+    maps = [0.30, 0.36, 0.27]
+    for split, mAP in enumerate(maps):
+        job_with_config(sweep, f"{split}_baseline_seed0", 0, viper_split(split),
+                        {"viper": {"rank1": 0.5, "mAP": mAP, "mINP": 0.1}})  # fmt: skip
+    write_report(sweep)
+    rows = list(csv.DictReader((sweep / "report.csv").read_text().splitlines()))
+    assert [(r["row"], r["seeds"]) for r in rows] == [("baseline", "3")]
+    mean, std = 100 * statistics.mean(maps), 100 * statistics.stdev(maps)
+    assert rows[0]["mAP"] == f"{mean:.1f} ± {std:.1f}"
+    job_with_config(sweep, "9_baseline_seed0", 0, viper_split(2),
+                    {"viper": {"rank1": 0.5, "mAP": 0.2, "mINP": 0.1}})  # fmt: skip
+    with pytest.raises(Exception, match="seed 0 with split viper=2 appears twice"):
+        write_report(sweep)

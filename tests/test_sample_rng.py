@@ -21,24 +21,26 @@ from reidtricks.data.transforms import build_train_transform
 LOADERS = [(0, False), (1, False), (1, True), (2, False), (2, True)]
 
 
-def _datamodule(root, workers: int, persistent: bool) -> ReIDDataModule:
+def _datamodule(root, workers: int, persistent: bool, **transform) -> ReIDDataModule:
     tiny = SyntheticReID(root, preset="tiny", seed=0)
     return ReIDDataModule(
         train_sources={"synthetic": tiny},
         test_sources={"synthetic": tiny},
         sampler={"p": 4, "k": 4},
-        transform={"height": 32, "width": 16, "pad": 3, "erasing_prob": 0.5},
+        transform={"height": 32, "width": 16, "pad": 3, "erasing_prob": 0.5, **transform},
         loader={"num_workers": workers, "persistent_workers": persistent},
         seed=7,
         verify_images=False,
     )
 
 
-def _epochs(root, workers: int, persistent: bool, epochs: int = 2) -> list[list[torch.Tensor]]:
+def _epochs(
+    root, workers: int, persistent: bool, epochs: int = 2, **transform
+) -> list[list[torch.Tensor]]:
     """The image batches of `epochs` epochs, the epoch set on the sampler as Lightning does."""
     from lightning_fabric.utilities.data import _set_sampler_epoch
 
-    loader = _datamodule(root, workers, persistent).train_dataloader()
+    loader = _datamodule(root, workers, persistent, **transform).train_dataloader()
     out = []
     for epoch in range(epochs):
         _set_sampler_epoch(loader, epoch)
@@ -53,6 +55,22 @@ def test_batches_are_identical_for_any_workers_and_epochs_differ(tiny_data_dir):
     assert not torch.equal(reference[0][0], reference[1][0])  # a new epoch, new draws
     for workers, persistent in LOADERS[1:]:
         got = _epochs(tiny_data_dir, workers, persistent)
+        for epoch, (ref, new) in enumerate(zip(reference, got, strict=True)):
+            assert len(ref) == len(new)
+            for step, (a, b) in enumerate(zip(ref, new, strict=True)):
+                assert torch.equal(a, b), (workers, persistent, epoch, step)
+
+
+@pytest.mark.slow  # runs DataLoader workers
+@pytest.mark.parametrize("auto_augment", ["autoaugment", "trivialaugment"])
+def test_colour_augmentation_is_the_same_for_any_workers(tiny_data_dir, auto_augment):
+    colour = {"color_jitter": 0.4, "grayscale_prob": 0.3, "auto_augment": auto_augment}
+    reference = _epochs(tiny_data_dir, 0, False, **colour)
+    plain = _epochs(tiny_data_dir, 0, False)
+    assert not torch.equal(reference[0][0], plain[0][0])  # the colour steps are on
+    assert not torch.equal(reference[0][0], reference[1][0])
+    for workers, persistent in [(2, False), (1, True)]:
+        got = _epochs(tiny_data_dir, workers, persistent, **colour)
         for epoch, (ref, new) in enumerate(zip(reference, got, strict=True)):
             assert len(ref) == len(new)
             for step, (a, b) in enumerate(zip(ref, new, strict=True)):

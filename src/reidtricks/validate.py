@@ -3,6 +3,7 @@ type or raises InputError naming the key, the value and what was expected."""
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -44,6 +45,8 @@ def require_positive(key: str, value: Any) -> float:
     """A real number > 0 (a learning rate or a factor of one, where 0 would silently freeze)."""
     if require_number(key, value, low=0.0) == 0.0:
         raise InputError(f"{key}={value!r}: expected > 0")
+    if not math.isfinite(value):
+        raise InputError(f"{key}={value!r}: expected a finite number > 0")
     return float(value)
 
 

@@ -73,7 +73,8 @@ def model_kwargs(**changes: Any) -> dict[str, Any]:
 def new_backbone(name: str, **changes: Any) -> tuple[Any, int]:
     """build_backbone with the model defaults, random weights unless changed."""
     kwargs = model_kwargs(**changes)
-    del kwargs["backbone"], kwargs["neck"]
+    for key in ("backbone", "neck", "mixstyle", "pooling"):  # the network's, not the backbone's
+        del kwargs[key]
     return build_backbone(name, **kwargs)
 
 

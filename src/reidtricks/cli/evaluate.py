@@ -17,19 +17,24 @@ from omegaconf import DictConfig, OmegaConf
 from reidtricks.cli.app import hydra_command
 from reidtricks.cli.sweep import job_errors
 from reidtricks.data.datamodule import ReIDDataModule
-from reidtricks.data.trials import check_trials
+from reidtricks.data.trained_ids import check_unseen, image_keys
+from reidtricks.data.trials import check_trials, num_splits_of, with_split
 from reidtricks.evaluation.evaluator import Evaluator
 from reidtricks.evaluation.feature_module import FeatureModule
 from reidtricks.evaluation.settings import eval_overrides_schema
 from reidtricks.inference.checkpoint import (
+    CheckpointSpec,
     build_net_from_checkpoint,
     checkpoint_spec,
     checkpoint_test_sources,
+    dataset_classes,
+    dataset_from_spec,
     generated_under,
     load_checkpoint,
 )
 from reidtricks.reports.plots import plot_ranked_retrievals
 from reidtricks.reports.tables import print_results_table
+from reidtricks.validate import require_bool
 
 # conf/evaluate.yaml composes it as its `eval` node: every test-time key, null by default.
 ConfigStore.instance().store(name="eval_overrides", node=eval_overrides_schema())
@@ -46,6 +51,51 @@ def explicit_data_dir(cfg: DictConfig) -> str | None:
     if chosen or os.environ.get("REIDTRICKS_DATA_DIR"):
         return str(cfg.paths.data_dir)
     return None
+
+
+def command_line_overrides() -> list[str]:
+    """The task overrides of this command ([] outside @hydra.main, e.g. the compose API)."""
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
+def checkpoint_trained_images(
+    spec: CheckpointSpec, source: str, test_sources: dict[str, Any]
+) -> tuple[set[str], dict[type, int]]:
+    """The training images of the checkpoint's sets that a test source shares a class with, read
+    where that test set lies; and the split it trained on of each such class (not combineall)."""
+    stored = spec.data.get("train_sources")
+    if not isinstance(stored, dict):
+        return set(), {}
+    classes = dataset_classes()
+    trained: set[str] = set()
+    trained_split: dict[type, int] = {}
+    for name, entry in stored.items():
+        cls = classes.get(entry.get("_target_")) if isinstance(entry, dict) else None
+        for test in test_sources.values():
+            if cls is None or type(test) is not cls:
+                continue
+            dataset = dataset_from_spec(name, entry, source, getattr(test, "root", None))
+            trained |= image_keys(dataset.load().train)
+            if not getattr(dataset, "combineall", False):
+                trained_split[cls] = int(getattr(dataset, "split", 0))
+    return trained, trained_split
+
+
+def use_trained_splits(
+    datamodule: ReIDDataModule, trained_split: dict[type, int], trials_chosen: bool
+) -> None:
+    """A test set the model trained a split of is scored on that split by default (not the data
+    config's split 0), unless the user chose a split or trials on the command line."""
+    chosen = trials_chosen or any(".split=" in o for o in command_line_overrides())
+    for name, test in list(datamodule.test_sources.items()):
+        split = trained_split.get(type(test))
+        if chosen or split is None or num_splits_of(test) == 1 or test.split == split:
+            continue
+        datamodule.test_sources[name] = with_split(test, split)
+        print(f"{name}: scoring split {split}, the split the checkpoint trained on")
 
 
 def build_test_datamodule(cfg: DictConfig, checkpoint: dict[str, Any]) -> ReIDDataModule:
@@ -88,8 +138,20 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     spec = checkpoint_spec(checkpoint, str(cfg.ckpt))
     net = build_net_from_checkpoint(checkpoint, source=str(cfg.ckpt))
     datamodule = build_test_datamodule(cfg, checkpoint)
+    trained, trained_split = checkpoint_trained_images(spec, str(cfg.ckpt), datamodule.test_sources)
+    use_trained_splits(datamodule, trained_split, cfg.get("trials") is not None)
     datamodule.prepare_data()
     datamodule.setup("test")
+    for test_set in datamodule.test_sets:  # the trial rule (docs/DATASETS.md)
+        check_unseen(
+            test_set.name,
+            [(t.split, t.query, t.gallery) for t in test_set.trials]
+            or [(None, test_set.query, test_set.gallery)],
+            trained,
+            require_bool("test_on_trained_ids", cfg.get("test_on_trained_ids", False)),
+            f"{cfg.ckpt} trained on them; score the split it trained on (trials=null), or say "
+            "test_on_trained_ids=true",
+        )
     print(datamodule.statistics())
 
     overrides = OmegaConf.to_container(cfg.eval, resolve=True)

@@ -20,6 +20,7 @@ from reidtricks.cli.sweep import job_errors
 from reidtricks.errors import InputError, MissingInputError
 from reidtricks.inference import FeatureExtractor, file_sha256, list_image_files
 from reidtricks.inference.checkpoint import checkpoint_test_sources
+from reidtricks.inference.files import atomic_output, temp_path
 from reidtricks.inference.onnx_export import (
     ParityError,
     check_parity,
@@ -45,8 +46,10 @@ def parity_images(cfg: DictConfig, extractor: FeatureExtractor) -> tuple[list[st
     checkpoint's own first test set when it is present (it is not generated or downloaded)."""
     parity = cfg.get("parity", {})
     if cfg.get("images"):
-        files, _ = list_image_files(cfg.images, "images")
-        return _spread([os.fspath(p) for p in files], parity.get("max_query")), []
+        listing = list_image_files(cfg.images, "images")
+        if listing.hidden:
+            print(f"images={cfg.images}{listing.hidden_note(': ')}")
+        return _spread([os.fspath(p) for p in listing.paths], parity.get("max_query")), []
     source = str(cfg.ckpt)
     hint = "give a folder of images with images=DIR (or data_dir=WHERE_THE_TEST_SET_IS)"
     try:
@@ -69,22 +72,39 @@ def parity_images(cfg: DictConfig, extractor: FeatureExtractor) -> tuple[list[st
     return query, gallery
 
 
+def _check_outputs(cfg: DictConfig, outputs: list[Path], inputs: dict[str, Any]) -> None:
+    """Every file export may write checked (cli/outputs.py) before anything is written."""
+    for i, path in enumerate(outputs):
+        checked_output(
+            "out" if i == 0 else None,
+            path,
+            inputs,
+            own_dir=cfg.paths.output_dir,
+            overwrite=bool(cfg.overwrite),
+        )
+
+
 # -- the command -----------------------------------------------------------------------------------
 def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Export, check parity, then write the model with its metadata (kept as
     `<name>.parity-failed.onnx` and ParityError raised when the check fails)."""
     check_options(cfg, "export")  # format=onnx is the only export format
-    out = Path(cfg.paths.output_dir) / "model.onnx"
-    if cfg.get("out"):
-        out = checked_output("out", cfg.out, {"ckpt": cfg.ckpt, "images": cfg.get("images")})
+    output_dir = Path(cfg.paths.output_dir)
+    out = Path(cfg.get("out") or output_dir / "model.onnx")
+    failed = out.with_name(f"{out.stem}.parity-failed.onnx")
+    inputs = {"ckpt": cfg.ckpt, "images": cfg.get("images"), "data_dir": cfg.get("data_dir")}
+    _check_outputs(cfg, [out, failed, output_dir / "parity.json"], inputs)
     require_onnx()
     # Parity is PyTorch on the CPU vs onnxruntime on the CPU, both fp32; refusals stop here.
     extractor = extractor_from_config(cfg, device="cpu")
     query, gallery = parity_images(cfg, extractor)
+    if not cfg.get("images"):  # the checkpoint's test set: its folders are inputs too
+        for folder in sorted({os.path.dirname(p) for p in query + gallery}):
+            _check_outputs(cfg, [out, failed], {"test set": folder})
     fixed = None if cfg.dynamic_batch else int(cfg.batch_size)
     traced = export_onnx(
         extractor,
-        out.with_name(f".{out.name}.{os.getpid()}.tmp"),
+        temp_path(out),
         opset=int(cfg.opset),
         dynamic_batch=bool(cfg.dynamic_batch),
         batch_size=fixed or 2,
@@ -110,15 +130,13 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             batch_size=fixed,
             parity_max_abs_diff=report.max_abs_diff,
         )
-        final = out if report.passed else out.with_name(f"{out.stem}.parity-failed.onnx")
-        write_metadata(traced, metadata, final)
+        final = out if report.passed else failed
+        write_metadata(traced, metadata)  # in the temporary file, then renamed: never half a model
+        os.replace(traced, final)
     finally:
         traced.unlink(missing_ok=True)
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "parity.json").write_text(
-        json.dumps({**asdict(report), "onnx": str(final)}, indent=2) + "\n"
-    )
+    with atomic_output(output_dir / "parity.json") as tmp:
+        tmp.write_text(json.dumps({**asdict(report), "onnx": str(final)}, indent=2) + "\n")
     print(report.summary())
     if not report.passed:
         raise ParityError(f"{report.summary()}; the model is kept as {final} for inspection")

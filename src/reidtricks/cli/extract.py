@@ -21,12 +21,18 @@ from reidtricks.inference.files import save_npz
 def extract_folder(cfg: DictConfig) -> dict[str, Any]:
     """Features of every image under cfg.images, written to an .npz; returns a summary."""
     check_options(cfg, "extract")
-    out = Path(cfg.paths.output_dir) / "features.npz"
-    if cfg.get("out"):
-        out = checked_output("out", cfg.out, {"ckpt": cfg.ckpt, "images": cfg.images})
     extractor = extractor_from_config(cfg)  # a refused checkpoint stops here, nothing written
     root = Path(cfg.images)
-    images, others = list_image_files(root, "images")
+    listing = list_image_files(root, "images")
+    images = listing.paths
+    output_dir = Path(cfg.paths.output_dir)
+    out = checked_output(
+        "out",
+        cfg.get("out") or output_dir / "features.npz",
+        {"ckpt": cfg.ckpt, "images": cfg.images},
+        own_dir=output_dir,
+        overwrite=bool(cfg.overwrite),
+    )
     result = extractor.extract_files(
         images,
         skip_bad=bool(cfg.skip_bad),
@@ -58,7 +64,7 @@ def extract_folder(cfg: DictConfig) -> dict[str, Any]:
         f"{len(result.paths)} images -> features {tuple(result.features.shape)} "
         f"({extractor.feature}, flip={extractor.flip}, normalized={bool(cfg.normalize)}); "
         f"{named} with Market-style pid/camid; {len(result.bad)} unreadable skipped; "
-        f"{others} non-image files passed over"
+        f"{listing.others} non-image files passed over{listing.hidden_note()}"
     )
     print(f"Features: {out}")
     return {
@@ -66,7 +72,8 @@ def extract_folder(cfg: DictConfig) -> dict[str, Any]:
         "num_images": len(result.paths),
         "feat_dim": int(result.features.shape[1]),
         "bad": result.bad,
-        "others": others,
+        "others": listing.others,
+        "hidden": listing.hidden,
     }
 
 

@@ -33,7 +33,12 @@ _COMMON: dict[str, Check] = {
     "progress": require_bool,
 }
 OPTIONS: dict[str, dict[str, Check]] = {
-    "extract": {**_COMMON, "normalize": require_bool, "skip_bad": require_bool},
+    "extract": {
+        **_COMMON,
+        "normalize": require_bool,
+        "skip_bad": require_bool,
+        "overwrite": require_bool,
+    },
     "search": {
         **_COMMON,
         "topk": partial(require_int, minimum=1),
@@ -47,6 +52,7 @@ OPTIONS: dict[str, dict[str, Check]] = {
     "export": {
         **_COMMON,
         "format": partial(require_choice, choices=("onnx",)),
+        "overwrite": require_bool,
         "opset": partial(require_int, minimum=1),
         "dynamic_batch": require_bool,
         "parity.atol": require_number,

@@ -17,6 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from reidtricks.cli.app import full_tracebacks, input_error_message, one_line_errors
+from reidtricks.cli.interrupt import noted_interrupts, stop_interrupted
 from reidtricks.errors import InputError, error_summary
 from reidtricks.training.run_safety import (
     check_creatable,
@@ -39,22 +40,43 @@ def in_sweep() -> bool:
 def job_errors() -> Iterator[None]:
     """A single run: `one_line_errors` (exit 1). A sweep job: the error in one line on stderr and
     in the job folder's error.txt, and the job returns, so the next job still runs."""
-    if not in_sweep():
-        with one_line_errors():
+    with noted_interrupts() as interrupt:
+        try:
+            if not in_sweep():
+                with one_line_errors():
+                    yield
+                return
             yield
-        return
-    try:
-        yield
-    except Exception as err:
-        message = input_error_message(err)
-        if message is None:
-            if full_tracebacks():
+        except BaseException as err:
+            # A Ctrl-C may surface as KeyboardInterrupt, as Lightning's exit after its graceful
+            # shutdown, or as an error of whatever it interrupted (a checkpoint save): all stop.
+            if interrupt.hit or isinstance(err, KeyboardInterrupt):
+                stop_interrupted(job_output_dir())
+            if not isinstance(err, Exception) or not in_sweep():
                 raise
-            traceback.print_exc()
-            message = f"{error_summary(err)} (a bug: traceback above)"
-        job_dir = Path(HydraConfig.get().runtime.output_dir)
-        (job_dir / ERROR_NAME).write_text(message + "\n")
-        print(f"error: job {job_dir.name}: {message}", file=sys.stderr)
+            report_failed_job(err)
+
+
+def job_output_dir() -> str:
+    """The running job's folder ("." outside Hydra)."""
+    try:
+        return str(HydraConfig.get().runtime.output_dir)
+    except ValueError:
+        return "."
+
+
+def report_failed_job(err: Exception) -> None:
+    """A failed sweep job: its error in one line on stderr and in its folder's error.txt (the
+    sweep goes on with its next job)."""
+    message = input_error_message(err)
+    if message is None:
+        if full_tracebacks():
+            raise err
+        traceback.print_exception(err)
+        message = f"{error_summary(err)} (a bug: traceback above)"
+    job_dir = Path(HydraConfig.get().runtime.output_dir)
+    (job_dir / ERROR_NAME).write_text(message + "\n")
+    print(f"error: job {job_dir.name}: {message}", file=sys.stderr)
 
 
 def _exit_with(message: str) -> None:

@@ -17,8 +17,10 @@ from reidtricks.data.sample_rng import EpochTaggedBatches
 from reidtricks.data.sampler import PKBatchSampler
 from reidtricks.data.settings import DataConfig, LoaderConfig, SamplerConfig, TransformConfig
 from reidtricks.data.splits import ReIDItem, ReIDSplits, merge_train_splits, test_set_name
+from reidtricks.data.trained_ids import check_unseen, image_keys
 from reidtricks.data.transforms import build_test_transform, build_train_transform
 from reidtricks.data.trials import check_trials, num_splits_of, select_splits, with_split
+from reidtricks.data.workers import die_with_parent
 from reidtricks.errors import InputError
 
 
@@ -78,6 +80,7 @@ class ReIDDataModule(pl.LightningDataModule):
         verify_images: bool,
         test_trials: Any = None,
         test_trials_key: str = "data.test_trials",
+        test_on_trained_ids: bool = False,
     ) -> None:
         """Settings as typed configs or as mappings of some of their fields (checked here)."""
         super().__init__()
@@ -88,12 +91,20 @@ class ReIDDataModule(pl.LightningDataModule):
                 "loader": loader,
                 "seed": seed,
                 "verify_images": verify_images,
+                "test_on_trained_ids": test_on_trained_ids,
             }
         )
         if not train_sources:
             raise InputError("data.train_sources is empty: name at least one dataset to train on")
         if not test_sources:
             raise InputError("data.test_sources is empty: name at least one dataset to test on")
+        for name, source in test_sources.items():
+            why = getattr(source, "training_only", "")  # e.g. TownCentre: one camera
+            if why:
+                raise InputError(
+                    f"data.test_sources.{name} ({type(source).__name__}) is a training-only set "
+                    f"({why}): name it in data.train_sources only"
+                )
         self.train_sources = dict(train_sources)
         self.test_sources = dict(test_sources)
         self.settings = settings
@@ -106,6 +117,7 @@ class ReIDDataModule(pl.LightningDataModule):
         self.test_trials_key = test_trials_key
         self._splits: dict[str, ReIDSplits] = {}
         self.train_items: list[ReIDItem] = []
+        self.train_item_sources: list[int] = []  # which train source each item is from (0, 1, ..)
         self.num_classes = 0
         self.test_sets: list[TestSet] = []
 
@@ -131,6 +143,8 @@ class ReIDDataModule(pl.LightningDataModule):
             self.check_training_sets()
         train_splits = [self._load(s) for s in self.train_sources.values()]
         self.train_items, self.num_classes = merge_train_splits(train_splits)
+        # merge_train_splits keeps the sources' order: for the sampler's per-source balance
+        self.train_item_sources = [i for i, split in enumerate(train_splits) for _ in split.train]
         for name, source in self.test_sources.items():
             loaded = self._test_splits(name, source)
             first = loaded[0][1]
@@ -140,6 +154,8 @@ class ReIDDataModule(pl.LightningDataModule):
                 continue
             trials = tuple(Trial(split, s.query, s.gallery) for split, s in loaded)
             self.test_sets.append(TestSet(set_name, trials[0].query, trials[0].gallery, trials))
+        if stage == "fit":
+            self.check_trial_rule()
         if self.verify_images:  # decode every image now rather than fail hours into training
             check_images_readable(
                 [self.train_items, *(t.items for t in self.test_sets)], "data.verify_images"
@@ -155,6 +171,24 @@ class ReIDDataModule(pl.LightningDataModule):
                     f"data.train_sources.{name} ({splits.name}) has no training images: "
                     "train on a set with a training split, or use it in data.test_sources only"
                 )
+
+    def check_trial_rule(self) -> None:
+        """One-line error when a test set (any trial) holds a person trained on: another split of
+        a training set, or a tested set trained with combineall (docs/DATASETS.md)."""
+        trained = image_keys(self.train_items)
+        for test_set in self.test_sets:
+            trials = [(t.split, t.query, t.gallery) for t in test_set.trials] or [
+                (None, test_set.query, test_set.gallery)
+            ]
+            check_unseen(
+                test_set.name,
+                trials,
+                trained,
+                self.settings.test_on_trained_ids,
+                "test the trained split only (data.test_trials=null), train one model per split "
+                "(-m data.train_sources.NAME.split=0,1,...), leave combineall off on a tested set, "
+                "or say data.test_on_trained_ids=true",
+            )
 
     def _test_splits(self, name: str, source: DatasetSource) -> list[tuple[int, ReIDSplits]]:
         """(split id, parsed split) of each trial of a test source; one entry without trials."""
@@ -191,6 +225,7 @@ class ReIDDataModule(pl.LightningDataModule):
             # Worker seeds come from this generator, not the global RNG, which a new loader
             # iterator would otherwise advance (persistent workers create theirs once).
             "generator": torch.Generator().manual_seed(int(self.seed)),
+            "worker_init_fn": die_with_parent,
         }
 
     def train_dataloader(self) -> DataLoader:
@@ -201,7 +236,12 @@ class ReIDDataModule(pl.LightningDataModule):
         transform = build_train_transform(self.settings.transform)
         dataset = ImageDataset(self.train_items, transform, seed=int(self.seed))
         batch_sampler = PKBatchSampler(
-            [pid for _, pid, _ in self.train_items], p=self.p, k=self.k, seed=self.seed
+            [pid for _, pid, _ in self.train_items],
+            p=self.p,
+            k=self.k,
+            seed=self.seed,
+            sources=self.train_item_sources,
+            source_balance=self.settings.sampler.source_balance,
         )
         if self.trainer is not None:
             # A resumed fit starts the workers' prefetch before it calls set_epoch.

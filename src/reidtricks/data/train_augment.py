@@ -3,7 +3,7 @@ so a sample's augmentation is reproducible from (seed, epoch, index) alone (`sam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from PIL import Image
@@ -13,10 +13,13 @@ from torchvision.transforms import functional as F
 
 from reidtricks.data.random_erasing import RandomErasing
 
+# A PIL -> PIL step drawing from the generator it is given (data/color_augment.py).
+ColourStep = Callable[[Image.Image, torch.Generator | None], Image.Image]
+
 
 class TrainAugment:
-    """Resize, flip with `flip_prob`, zero-pad by `pad` + random crop back to size, to [0,1],
-    normalise, then `erasing` (if any); torchvision's draws, taken from `generator`."""
+    """Resize, flip with `flip_prob`, zero-pad by `pad` + random crop back to size, the `colour`
+    steps in turn, to [0,1], normalise, then `erasing` (if any); every draw from `generator`."""
 
     def __init__(
         self,
@@ -26,8 +29,10 @@ class TrainAugment:
         mean: Sequence[float],
         std: Sequence[float],
         erasing: RandomErasing | None,
+        colour: Sequence[ColourStep] = (),
     ) -> None:
         self.size, self.flip_prob, self.pad = size, float(flip_prob), int(pad)
+        self.colour = list(colour)
         self.resize = T.Resize(size, interpolation=T.InterpolationMode.BILINEAR)
         self.normalize = T.Normalize(list(mean), list(std))
         self.erasing = erasing
@@ -35,7 +40,7 @@ class TrainAugment:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(size={self.size}, flip_prob={self.flip_prob}, pad={self.pad}, "
-            f"{self.normalize!r}, erasing={self.erasing!r})"
+            f"colour={self.colour!r}, {self.normalize!r}, erasing={self.erasing!r})"
         )
 
     def __call__(self, image: Image.Image, generator: torch.Generator | None = None) -> Tensor:
@@ -47,6 +52,8 @@ class TrainAugment:
             top = int(torch.randint(0, 2 * self.pad + 1, (1,), generator=generator).item())
             left = int(torch.randint(0, 2 * self.pad + 1, (1,), generator=generator).item())
             image = F.crop(image, top, left, self.size[0], self.size[1])
+        for step in self.colour:
+            image = step(image, generator)
         tensor = self.normalize(F.to_tensor(image))
         if self.erasing is not None:
             tensor = self.erasing(tensor, generator)

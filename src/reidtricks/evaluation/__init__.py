@@ -2,7 +2,7 @@
 
 from reidtricks.evaluation.distance import METRICS, pairwise_distance
 from reidtricks.evaluation.metrics import CUHK03_REPEATS, PROTOCOLS, EvalResult, evaluate
-from reidtricks.evaluation.rerank import k_reciprocal_mask, re_rank
+from reidtricks.evaluation.rerank import jaccard_distance_pairs, k_reciprocal_mask, re_rank
 
 __all__ = [
     "CUHK03_REPEATS",
@@ -10,6 +10,7 @@ __all__ = [
     "PROTOCOLS",
     "EvalResult",
     "evaluate",
+    "jaccard_distance_pairs",
     "k_reciprocal_mask",
     "pairwise_distance",
     "re_rank",

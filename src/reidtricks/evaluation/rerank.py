@@ -14,18 +14,24 @@ gallery rows. Everything is fp32 (the authors keep V and Jaccard in fp16, a ~1e-
 neighbours at exactly equal distances come in arbitrary order, as with their unstable argsort.
 On CPU, the distance blocks and row chunks go to worker threads with torch's intra-op
 parallelism off, so that a core kept busy by another process costs only its share of the work.
+`jaccard_distance_pairs` gives the Jaccard term alone between every two of N features (one set,
+not stacked twice), as the sparse pairs below distance 1, for clustering (`reidtricks.adapt`).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 
 from reidtricks.evaluation.metrics import map_in_threads, torch_threads
 from reidtricks.evaluation.ragged import ragged_arange
+
+R = TypeVar("R")
 
 # Upper bound on elements of the temporaries built at once (gathered features, Jaccard triples).
 _BUDGET = 1 << 21
@@ -58,17 +64,58 @@ def re_rank(
         raise ValueError(
             f"need at least one query and one gallery feature, got {len(q_feats)}, {len(g_feats)}"
         )
-    if k1 < 1 or k2 < 1 or not 0.0 <= lambda_value <= 1.0 or chunk_size < 1:
-        raise ValueError(
-            f"expected k1 >= 1, k2 >= 1, 0 <= lambda_value <= 1, chunk_size >= 1; got k1={k1}, "
-            f"k2={k2}, lambda_value={lambda_value}, chunk_size={chunk_size}"
-        )
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be >= 1 or None, got {threads}")
+    if not 0.0 <= lambda_value <= 1.0:
+        raise ValueError(f"expected 0 <= lambda_value <= 1, got lambda_value={lambda_value}")
+    _check_settings(k1, k2, chunk_size, threads)
     on_cpu = q_feats.device.type == "cpu"
     workers = (threads or torch.get_num_threads()) if on_cpu else 1
     with torch_threads(1 if on_cpu else None):
         return _re_rank(q_feats, g_feats, k1, k2, lambda_value, chunk_size, workers)
+
+
+def jaccard_distance_pairs(
+    feats: Tensor, k1: int, k2: int, chunk_size: int = 2048, threads: int | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The k-reciprocal Jaccard distance between every two of N features (the module docstring's
+    jac, with the N features as the one stacked set), as sparse (rows, cols, distances) of the
+    pairs that share a neighbour; every other pair is at distance 1. Row-major, exactly
+    symmetric, each row holding itself (at ~0, never below). Memory: the pairs, and re_rank's
+    bounded blocks.
+    """
+    if feats.dim() != 2 or len(feats) == 0:
+        raise ValueError(f"features must be 2-D with at least one row, got {tuple(feats.shape)}")
+    _check_settings(k1, k2, chunk_size, threads)
+    on_cpu = feats.device.type == "cpu"
+    workers = (threads or torch.get_num_threads()) if on_cpu else 1
+    with torch_threads(1 if on_cpu else None):
+        x = feats.float()
+        n = len(x)
+        rows, cols, vals = _sparse_v(x, k1, k2, chunk_size, x.new_empty(0, n), workers)[0]
+
+        def upper_pairs(a: int, b: int, shared: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            # Each pair once (i <= j), mirrored below, so that (i, j) and (j, i) are equal.
+            i, j = (shared > 0).nonzero(as_tuple=True)
+            i = i + a
+            keep = i <= j
+            s = shared[i[keep] - a, j[keep]]
+            return i[keep], j[keep], (1.0 - s / (2.0 - s)).clamp_(min=0.0)  # s may pass 1 by ~1e-7
+
+        parts = _shared_blocks(rows, cols, vals, n, n, 0, chunk_size, workers, upper_pairs)
+        i, j, dist = (torch.cat(p) for p in zip(*parts, strict=True))
+        off = i != j
+        i, j, dist = torch.cat([i, j[off]]), torch.cat([j, i[off]]), torch.cat([dist, dist[off]])
+        order = torch.argsort(i * n + j)
+        return i[order], j[order], dist[order]
+
+
+def _check_settings(k1: int, k2: int, chunk_size: int, threads: int | None) -> None:
+    if k1 < 1 or k2 < 1 or chunk_size < 1:
+        raise ValueError(
+            f"expected k1 >= 1, k2 >= 1, chunk_size >= 1; got k1={k1}, k2={k2}, "
+            f"chunk_size={chunk_size}"
+        )
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1 or None, got {threads}")
 
 
 def _re_rank(
@@ -83,12 +130,22 @@ def _re_rank(
     """re_rank() on validated arguments, `workers` threads (with intra-op threads at 1 on CPU)."""
     x = torch.cat([q_feats.float(), g_feats.to(q_feats.device).float()])
     n, nq = len(x), len(q_feats)
+    final = torch.empty(nq, n - nq, dtype=torch.float32, device=x.device)
+    (rows, cols, vals), row_max = _sparse_v(x, k1, k2, chunk_size, final, workers)
+    final /= row_max[:nq, None]  # normalised original distance, query x gallery
+    _blend_jaccard(final, rows, cols, vals, lambda_value, chunk_size, workers)
+    return final
+
+
+def _sparse_v(
+    x: Tensor, k1: int, k2: int, chunk_size: int, qg_out: Tensor, workers: int
+) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
+    """The sparse rows of V (after the local expansion when k2 != 1) and each row's largest
+    distance; the raw distances of the first len(qg_out) rows x the rest go to `qg_out`."""
+    n = len(x)
     k_half = round(k1 / 2)  # banker's rounding, like numpy.around in the reference
     width = min(max(k1 + 1, k2), n)
-
-    final = torch.empty(nq, n - nq, dtype=torch.float32, device=x.device)
-    knn, knn_d, row_max = _neighbour_tables(x, width, chunk_size, final, workers)
-    final /= row_max[:nq, None]  # normalised original distance, query x gallery
+    knn, knn_d, row_max = _neighbour_tables(x, width, chunk_size, qg_out, workers)
     top1, toph = knn[:, : min(k1 + 1, n)], knn[:, : min(k_half + 1, n)]
     rows, cols, vals = _encode(
         x,
@@ -103,8 +160,7 @@ def _re_rank(
     if k2 != 1:
         nbrs = knn[:, : min(k2, n)]
         rows, cols, vals = _local_expansion(rows, cols, vals, nbrs, chunk_size, workers)
-    _blend_jaccard(final, rows, cols, vals, lambda_value, chunk_size, workers)
-    return final
+    return (rows, cols, vals), row_max
 
 
 def _neighbour_tables(
@@ -268,14 +324,36 @@ def _blend_jaccard(
 ) -> None:
     """final <- (1 - lam) * Jaccard + lam * final, query rows x gallery rows of V, in place."""
     nq, ng = final.shape
-    n = nq + ng
+
+    def blend(a: int, b: int, shared: Tensor) -> None:
+        shared /= 2.0 - shared  # Jaccard distance = 1 - this
+        final[a:b].mul_(lam).add_(1.0 - lam).sub_(shared, alpha=1.0 - lam)
+
+    _shared_blocks(rows, cols, vals, nq + ng, nq, nq, chunk_size, workers, blend)
+
+
+def _shared_blocks(
+    rows: Tensor,
+    cols: Tensor,
+    vals: Tensor,
+    n: int,
+    nq: int,
+    g_start: int,
+    chunk_size: int,
+    workers: int,
+    use: Callable[[int, int, Tensor], R],
+) -> list[R]:
+    """s[q, g] = sum_j min(V[q, j], V[g, j]) for the query rows [0, nq) and the gallery rows
+    [g_start, n) of V, built per chunk [a, b) of query rows as a (b - a) x (n - g_start) block
+    handed to `use(a, b, block)`; `use`'s results in chunk order."""
+    ng = n - g_start
     ptr = _row_pointers(rows, n)
     # Inverted index: for each column j, the gallery rows g with V[g, j] != 0 and their values.
-    g0 = int(ptr[nq])
+    g0 = int(ptr[g_start])
     g_cols = cols[g0:]
     order = torch.argsort(g_cols, stable=True)
     col_ptr = _row_pointers(g_cols, n)
-    inv_rows, inv_vals = rows[g0:][order] - nq, vals[g0:][order]
+    inv_rows, inv_vals = rows[g0:][order] - g_start, vals[g0:][order]
     # Work per query row = number of (query entry, gallery entry) pairs sharing a column.
     col_len = col_ptr[1:] - col_ptr[:-1]
     q_end = int(ptr[nq])
@@ -289,16 +367,14 @@ def _blend_jaccard(
         b = int(torch.searchsorted(cum_work, done + _PAIR_BUDGET, right=True))
         bounds.append(min(max(b, a + 1), a + max(1, min(chunk_size, _BUDGET // ng)), nq))
 
-    def blend(span: tuple[int, int]) -> None:
+    def block(span: tuple[int, int]) -> R:
         a, b = span
         e0, e1 = int(ptr[a]), int(ptr[b])
         e_cols = cols[e0:e1]
         owner, pos = ragged_arange(col_ptr.index_select(0, e_cols), col_len.index_select(0, e_cols))
         flat = (rows[e0:e1] - a).index_select(0, owner) * ng + inv_rows.index_select(0, pos)
         mins = torch.minimum(vals[e0:e1].index_select(0, owner), inv_vals.index_select(0, pos))
-        shared = torch.zeros((b - a) * ng, device=final.device).index_add_(0, flat, mins)
-        shared = shared.view(b - a, ng)
-        shared /= 2.0 - shared  # Jaccard distance = 1 - this
-        final[a:b].mul_(lam).add_(1.0 - lam).sub_(shared, alpha=1.0 - lam)
+        shared = torch.zeros((b - a) * ng, device=vals.device).index_add_(0, flat, mins)
+        return use(a, b, shared.view(b - a, ng))
 
-    map_in_threads(blend, itertools.pairwise(bounds), workers)
+    return map_in_threads(block, itertools.pairwise(bounds), workers)

@@ -7,12 +7,19 @@ image and feature files, the search gallery's cache, ONNX export with its parity
 """
 
 from reidtricks.inference.extractor import Extraction, FeatureExtractor, InferenceNet
-from reidtricks.inference.files import BadImage, file_sha256, list_image_files, market_ids
+from reidtricks.inference.files import (
+    BadImage,
+    ImageFiles,
+    file_sha256,
+    list_image_files,
+    market_ids,
+)
 
 __all__ = [
     "BadImage",
     "Extraction",
     "FeatureExtractor",
+    "ImageFiles",
     "InferenceNet",
     "file_sha256",
     "list_image_files",

@@ -25,6 +25,21 @@ DATASETS_MODULE = "reidtricks.data.datasets"
 Scalar = (str, int, float, bool, type(None))
 
 
+def is_plain_setting(value: Any) -> bool:
+    """A stored model argument: a scalar, or a mapping of scalars and lists of scalars (a
+    nested setting such as model.mixstyle)."""
+    if isinstance(value, Scalar):
+        return True
+    return isinstance(value, Mapping) and all(
+        isinstance(k, str)
+        and (
+            isinstance(v, Scalar)
+            or (isinstance(v, list | tuple) and all(isinstance(x, Scalar) for x in v))
+        )
+        for k, v in value.items()
+    )
+
+
 def dataset_classes() -> dict[str, type]:
     """`_target_` -> class for every dataset class that reidtricks.data.datasets exports
     (`__all__`): adding a class there is all it takes for its checkpoints to be accepted."""
@@ -122,7 +137,8 @@ class NetSpec:
 
 def net_args(info: Mapping[str, Any], model: Mapping[str, Any], source: str) -> dict[str, Any]:
     """build_reid_net's arguments as stored (`model_args`); for a checkpoint older than that field,
-    the model config's keys and num_classes. One line for any argument the function does not take."""
+    the model config's keys and num_classes. Arguments added since (ibn, mixstyle, pooling) take
+    ModelConfig's defaults, every trick off. One line for any argument the function does not take."""
     stored = info.get("model_args")
     if stored is None:  # older checkpoints: the model config (its wiring keys left out)
         stored = {k: v for k, v in model.items() if k not in WIRING_KEYS}
@@ -136,11 +152,15 @@ def net_args(info: Mapping[str, Any], model: Mapping[str, Any], source: str) -> 
                 f"{source}: stored model argument {key}={value!r} is not one that {NET_TARGET} "
                 f"takes (expected some of {list(params)})"
             )
-        if not isinstance(value, Scalar):
+        if not is_plain_setting(value):
             raise InputError(f"{source}: stored model argument {key}={value!r}: expected a value")
     args = {**ModelConfig().as_kwargs(), **stored}
     for key, kind in (("backbone", str), ("last_stride", int), ("neck", str), ("num_classes", int)):
         _field(args, key, kind, source)
+    try:  # the settings' own checks (a stored ibn, mixstyle or pooling value, ...)
+        ModelConfig.from_mapping({k: v for k, v in args.items() if k != "num_classes"})
+    except InputError as err:
+        raise InputError(f"{source}: stored {err}") from None
     return args
 
 

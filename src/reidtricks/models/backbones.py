@@ -15,6 +15,7 @@ import torchvision
 from torch import Tensor, nn
 
 from reidtricks.errors import InputError
+from reidtricks.models.ibn import apply_ibn
 from reidtricks.models.pretrained import fetch, load_pretrained_file
 
 TORCHVISION_RESNETS = {
@@ -163,21 +164,25 @@ def build_backbone(
     pretrained: bool,
     pretrained_path: str | None,
     pretrained_key_map: str,
+    ibn: str,
 ) -> tuple[nn.Module, int]:
     """(feature extractor, channels C) for a torchvision ResNet name or `timm:<model>`.
 
     pretrained_path (a local state dict, keys matched by name or by order) wins over pretrained
-    (the library's own download).
+    (the library's own download). ibn="a" turns norm layers of layer1-3 into IBN layers once
+    the ImageNet weights are in (models/ibn.py).
     """
     if last_stride not in (1, 2):
         raise InputError(f"model.last_stride={last_stride}: expected 1 or 2")
     if name in TORCHVISION_RESNETS:
-        return _torchvision_resnet(
+        trunk, channels = _torchvision_resnet(
             name, last_stride, pretrained, pretrained_path, pretrained_key_map
         )
-    if isinstance(name, str) and name.startswith(TIMM_PREFIX) and len(name) > len(TIMM_PREFIX):
-        return _timm_backbone(
+    elif isinstance(name, str) and name.startswith(TIMM_PREFIX) and len(name) > len(TIMM_PREFIX):
+        trunk, channels = _timm_backbone(
             name[len(TIMM_PREFIX) :], last_stride, pretrained, pretrained_path, pretrained_key_map
         )
-    known = ", ".join([*TORCHVISION_RESNETS, f"{TIMM_PREFIX}<timm model name>"])
-    raise InputError(f"model.backbone={name!r}: expected one of {known}")
+    else:
+        known = ", ".join([*TORCHVISION_RESNETS, f"{TIMM_PREFIX}<timm model name>"])
+        raise InputError(f"model.backbone={name!r}: expected one of {known}")
+    return apply_ibn(trunk, ibn), channels

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -160,7 +161,9 @@ def collect_jobs(multirun_dir: Path) -> StudyJobs:
             continue
         metrics["job"] = job_dir.name
         metrics["folder"] = str(job_dir)
-        metrics["setting"] = setting_of(job_config(job_dir))
+        config = job_config(job_dir)
+        metrics["setting"] = setting_of(config)
+        metrics["splits"] = trained_splits_of(config)
         jobs.done.append(metrics)
     expected = expected_job_count(multirun_dir)
     jobs.missing = max(0, expected - len(job_dirs)) if expected is not None else 0
@@ -183,8 +186,14 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, str]:
     return {prefix[:-1]: json.dumps(node, sort_keys=True, default=str)}
 
 
+# The split a source trains / tests on: one model per split is a replicate of one setting, like a
+# seed (the honest in-domain protocol of the small sets; docs/DATASETS.md, "The trial rule").
+SPLIT_KEY = re.compile(r"data\.(train|test)_sources\.[^.]+\.split")
+
+
 def setting_of(config: dict[str, Any] | None) -> dict[str, str] | None:
-    """A job's setting: its flattened configuration without the seed and run-specific keys."""
+    """A job's setting: its flattened configuration without the seed, the data splits and the
+    run-specific keys."""
     if config is None:
         return None
     flat = _flatten(config)
@@ -192,7 +201,19 @@ def setting_of(config: dict[str, Any] | None) -> dict[str, str] | None:
         k: v
         for k, v in flat.items()
         if not any(k == key or k.startswith(f"{key}.") for key in RUN_SPECIFIC)
+        and not SPLIT_KEY.fullmatch(k)
     }
+
+
+def trained_splits_of(config: dict[str, Any] | None) -> str:
+    """The splits a job's training sources name (`viper=3`), "" when none is another than 0."""
+    flat = _flatten(config or {})
+    named = [
+        f"{k.split('.')[2]}={v}"
+        for k, v in sorted(flat.items())
+        if k.startswith("data.train_sources.") and SPLIT_KEY.fullmatch(k)
+    ]
+    return ",".join(named) if any(not item.endswith("=0") for item in named) else ""
 
 
 def _trained_on(job: dict[str, Any]) -> str:
@@ -229,16 +250,17 @@ def name_rows(jobs: Sequence[dict[str, Any]]) -> dict[str, dict[str, str]]:
                 name = (
                     f"{cell} [{shown}{more}]" if shown else f"{cell} [setting {len(row_setting)}]"
                 )
-            seen: dict[int, str] = {}
+            seen: dict[tuple[int, str], str] = {}
             for job in groups[key]:
-                seed = job.get("seed", 0)
-                if seed in seen:
+                seed, splits = job.get("seed", 0), job.get("splits", "")
+                if (seed, splits) in seen:
+                    which = f"seed {seed}" + (f" with split {splits}" if splits else "")
                     raise InputError(
-                        f"row {name}: seed {seed} appears twice, in {seen[seed]} and "
+                        f"row {name}: {which} appears twice, in {seen[seed, splits]} and "
                         f"{job['folder']} (the same setting and seed run twice); report the "
                         "sweeps apart or remove one"
                     )
-                seen[seed] = job["folder"]
+                seen[seed, splits] = job["folder"]
                 job["row"] = name
             label = f"{name} (on {trained_on})" if sets_per_cell[cell] > 1 else name
             row_setting[label] = settings[keys.index(key)] if key[2] else {}
@@ -434,7 +456,7 @@ def write_report(
     lines = [f"# Study report: {title}", ""]
     earlier = f" and {len(csv_files)} earlier report.csv" if csv_files else ""
     lines += [
-        f"{len(jobs.done)} finished jobs{earlier}; metrics in % (mean ± std over seeds). "
+        f"{len(jobs.done)} finished jobs{earlier}; metrics in % (mean ± std over seeds, and over splits where one model was trained per split). "
         f"Δ: change from {'the row ' + delta_from if delta_from else 'the previous row'} on "
         "the same test set and training set; `~` marks a "
         "change within the seed noise (|Δ| <= sqrt(std_prev² + std_row²)); `?` a change of "

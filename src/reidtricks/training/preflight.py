@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from reidtricks.data.splits import ReIDItem
 from reidtricks.errors import InputError
-from reidtricks.validate import require_int
+from reidtricks.validate import require_bool, require_int
 
 log = logging.getLogger("reidtricks")
 
@@ -70,6 +70,8 @@ def check_run_keys(cfg: DictConfig) -> None:
         require_int("trainer.max_epochs", max_epochs, minimum=0)
     if cfg.get("threads") is not None:
         require_int("threads", cfg.threads, minimum=1)
+    for key in ("run_test", "channels_last"):  # `run_test=no` must not mean yes
+        require_bool(key, cfg.get(key, key == "run_test"))
     optim, loss = cfg.get("optim") or {}, cfg.get("loss") or {}
     if max_epochs:
         late = [m for m in optim.get("milestones") or [] if m >= max_epochs]

@@ -4,6 +4,8 @@ build on them (docs/METHOD.md, "Losses" and "Optimiser and LR schedule")."""
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +18,9 @@ from reidtricks.errors import InputError
 from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.models.settings import ModelConfig
 from reidtricks.validate import require_bool, require_int, require_number, require_positive
+
+
+FLOAT32_MAX = 3.4028234663852886e38  # beyond it an LR (and the step it scales) is inf in float32
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,15 @@ class OptimConfig:
         require_number("optim.weight_decay", self.weight_decay, low=0.0)
         require_number("optim.bias_lr_factor", self.bias_lr_factor, low=0.0)
         require_positive("optim.classifier_lr_factor", self.classifier_lr_factor)
+        # Every parameter group's LR (base x bias factor x classifier factor) finite at start-up.
+        group_lrs = [self.lr * b * c for b in (1.0, self.bias_lr_factor)
+                     for c in (1.0, self.classifier_lr_factor)]  # fmt: skip
+        if not all(math.isfinite(lr) and lr <= FLOAT32_MAX for lr in group_lrs):
+            raise InputError(
+                f"optim.lr={self.lr!r} x optim.bias_lr_factor={self.bias_lr_factor!r} x "
+                f"optim.classifier_lr_factor={self.classifier_lr_factor!r}: a group's LR is not "
+                "a finite float32 (the weights' type); expected a product below 3.4e38"
+            )
         if self.weight_decay_bias is not None:
             require_number("optim.weight_decay_bias", self.weight_decay_bias, low=0.0)
         if isinstance(self.milestones, str) or not isinstance(self.milestones, list | tuple):
@@ -144,9 +158,27 @@ def model_settings(cfg: DictConfig) -> ModelConfig:
     return ModelConfig.from_mapping(plain(node))
 
 
+def check_source_booleans(cfg: DictConfig) -> None:
+    """Every true/false argument of every training and test dataset entry checked before the
+    run folder (`combineall=no` is an error, never `bool("no") == True`)."""
+    from reidtricks.inference.checkpoint import dataset_classes
+
+    classes = dataset_classes()
+    data = cfg.get("data") or {}
+    for group in ("train_sources", "test_sources"):
+        for name, node in (data.get(group) or {}).items():
+            cls = classes.get(node.get("_target_")) if isinstance(node, DictConfig) else None
+            if cls is None:
+                continue
+            for param in inspect.signature(cls).parameters.values():
+                if param.annotation in ("bool", bool) and param.name in node:
+                    require_bool(f"data.{group}.{name}.{param.name}", node[param.name])
+
+
 def check_run_settings(cfg: DictConfig) -> dict[str, Any]:
     """Every setting of a training run, checked before any folder or file is written: the
     ReIDModule's (loss, optim, eval, eval_variants), then data and model."""
     require_int("seed", cfg.get("seed"))
+    check_source_booleans(cfg)
     module = typed_settings(cfg)
     return {"module": module, "data": data_settings(cfg), "model": model_settings(cfg)}

@@ -10,8 +10,10 @@ from reidtricks.data.datasets.ilids import ILIDS
 from reidtricks.data.datasets.market1501 import Market1501
 from reidtricks.data.datasets.msmt17 import MSMT17
 from reidtricks.data.datasets.prid2011 import PRID2011
+from reidtricks.data.datasets.sarc3d import SARC3D
 from reidtricks.data.datasets.synthetic import SyntheticReID
 from reidtricks.data.datasets.threedpes import ThreeDPeS
+from reidtricks.data.datasets.towncentre import TownCentre
 from reidtricks.data.datasets.viper import VIPeR
 
 __all__ = [
@@ -22,10 +24,12 @@ __all__ = [
     "ILIDS",
     "MSMT17",
     "PRID2011",
+    "SARC3D",
     "DukeMTMC",
     "FolderDataset",
     "Market1501",
     "SyntheticReID",
     "ThreeDPeS",
+    "TownCentre",
     "VIPeR",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reidtricks.data.splits import check_split
+from reidtricks.validate import require_bool
 
 
 class DatasetParser:
@@ -17,4 +18,4 @@ class DatasetParser:
     def __init__(self, root: str | Path, split: int = 0, combineall: bool = False) -> None:
         self.root = str(root)
         self.split = check_split(self.name, split, self.num_splits)
-        self.combineall = bool(combineall)
+        self.combineall = require_bool(f"{self.name}: combineall", combineall)

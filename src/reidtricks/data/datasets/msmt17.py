@@ -7,6 +7,7 @@ from pathlib import Path
 from reidtricks.data.datasets.base import DatasetParser
 from reidtricks.data.splits import ReIDItem, ReIDSplits, assemble_splits
 from reidtricks.errors import InputError, MissingInputError
+from reidtricks.validate import require_bool
 
 # version -> (folder name, train image dir, test image dir)
 LAYOUTS = {
@@ -57,7 +58,8 @@ class MSMT17(DatasetParser):
         if version not in ("auto", *LAYOUTS):
             raise InputError(f"msmt17 version={version!r}: expected auto, v1 or v2")
         super().__init__(root, split, combineall)
-        self.version, self.merge_train_val = version, merge_train_val
+        self.version = version
+        self.merge_train_val = require_bool(f"{self.name}: merge_train_val", merge_train_val)
 
     def _locate(self) -> tuple[Path, str, str]:
         root = Path(self.root)

@@ -1,0 +1,356 @@
+"""Clustering-based adaptation, round by round (docs/METHOD.md, "Adapting to unlabelled images"):
+features of every target image with the current network, pseudo-identities from DBSCAN on their
+k-reciprocal Jaccard distance, a new classifier from the cluster centroids, P x K training on the
+clustered images, then a checkpoint and, where the target has them, its measurements."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from reidtricks.adaptation.checkpoint_info import adapted_run_info
+from reidtricks.adaptation.clustering import (
+    NOISE,
+    cluster_centroids,
+    dbscan_labels,
+    jaccard_distances,
+    label_quality,
+)
+from reidtricks.adaptation.settings import AdaptConfig
+from reidtricks.adaptation.target import Target
+from reidtricks.data.image_dataset import ImageDataset
+from reidtricks.data.sample_rng import EpochTaggedBatches
+from reidtricks.data.sampler import PKBatchSampler
+from reidtricks.data.settings import LoaderConfig, TransformConfig
+from reidtricks.data.splits import ReIDItem
+from reidtricks.data.transforms import build_train_transform
+from reidtricks.errors import InputError
+from reidtricks.evaluation.evaluator import Evaluator
+from reidtricks.evaluation.feature_module import FeatureModule
+from reidtricks.inference.checkpoint import CheckpointSpec
+from reidtricks.inference.extractor import FeatureExtractor
+from reidtricks.models import ReIDNet
+from reidtricks.training.module import ReIDModule
+from reidtricks.training.run_safety import AtomicCheckpointIO
+from reidtricks.training.settings import LossConfig, OptimConfig
+
+BAD_TARGET_IMAGE = "(every target image must be readable: remove or replace the file)"
+
+
+@dataclass(frozen=True)
+class AdaptSetup:
+    """What a run reads besides the network and the target: the source checkpoint's fields and
+    the command's settings. `make_trainer(**overrides)` builds a Lightning Trainer."""
+
+    spec: CheckpointSpec
+    source_info: Mapping[str, Any]
+    source_path: str
+    settings: AdaptConfig
+    transform: TransformConfig
+    loader: LoaderConfig
+    loss: LossConfig
+    seed: int
+    output_dir: Path
+    make_trainer: Callable[..., pl.Trainer]
+    threads: int | None = None
+    progress: bool = True
+
+    @property
+    def batch(self) -> tuple[int, int]:
+        """(P, K) of the training batches."""
+        return self.settings.batch(self.spec.data.get("sampler"))
+
+    @property
+    def optim(self) -> OptimConfig:
+        """Adam at adapt.lr with adapt.weight_decay, constant within a round."""
+        s = self.settings
+        return OptimConfig(lr=s.lr, weight_decay=s.weight_decay, weight_decay_bias=s.weight_decay,
+                           milestones=(), warmup=False)  # fmt: skip
+
+
+@dataclass
+class AdaptResult:
+    """Per round: its metrics.json record and its pseudo-labels (one per target image, NOISE
+    for those left out); `direct`: the source network's test scores (None without a test)."""
+
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    direct: dict[str, dict[str, Any]] | None = None
+
+    @property
+    def checkpoint(self) -> str | None:
+        return self.rounds[-1]["checkpoint"] if self.rounds else None
+
+
+def round_seed(seed: int, round_index: int) -> int:
+    """The sampler and augmentation seed of one round: a hash of (seed, round)."""
+    words = [int(seed) % 2**64, int(round_index)]
+    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint32)[0])
+
+
+@torch.no_grad()
+def target_features(
+    extractor: FeatureExtractor, paths: Sequence[str], num_workers: int, progress: bool
+) -> tuple[Tensor, Tensor]:
+    """(test-time feature, classifier input f_i) of every image, rows in the order of `paths`,
+    each averaged with the mirrored image when the extractor flips; fp32 on the CPU."""
+    net, name = extractor.net, extractor.feature
+    tested, head = [], []
+    for _, images, _ in extractor.iter_file_batches(
+        paths,
+        num_workers=num_workers,
+        progress=progress,
+        description=f"features of {len(paths)} target images",
+        bad_image_hint=BAD_TARGET_IMAGE,
+    ):
+        images = images.to(extractor.device)
+        out = net(images)
+        feat, feat_i = out.feature(name).float(), out.feat_after_bn.float()
+        if extractor.flip:  # as evaluation.evaluator.eval_time_features
+            mirror = net(images.flip(dims=[3]))
+            feat = (feat + mirror.feature(name).float()) / 2
+            feat_i = (feat_i + mirror.feat_after_bn.float()) / 2
+        tested.append(feat.cpu())
+        head.append(feat_i.cpu())
+    return torch.cat(tested), torch.cat(head)
+
+
+def centroid_classifier(centroids: Tensor, bias: bool) -> nn.Linear:
+    """A C-way identity classifier whose weight rows are the L2-normalised cluster centroids of
+    the features it sees (bias, if any, 0): each pseudo-identity starts at its cluster."""
+    layer = nn.Linear(centroids.shape[1], centroids.shape[0], bias=bias)
+    with torch.no_grad():
+        layer.weight.copy_(F.normalize(centroids.float(), dim=1))
+        if layer.bias is not None:
+            layer.bias.zero_()
+    return layer
+
+
+def check_clusters(labels: np.ndarray, settings: AdaptConfig, p: int, round_index: int) -> int:
+    """The number of clusters; one line naming adapt.eps when there are too few to train on."""
+    clusters = int(labels.max()) + 1 if len(labels) else 0
+    kept = int((labels != NOISE).sum())
+    where = f"round {round_index}: DBSCAN (adapt.min_samples={settings.min_samples})"
+    eps = settings.eps
+    if clusters == 0:
+        raise InputError(
+            f"adapt.eps={eps}: {where} left all {len(labels)} target images out (no cluster); "
+            f"raise adapt.eps (e.g. {min(eps + 0.1, 0.95):.2g}) or lower adapt.min_samples"
+        )
+    if clusters == 1:
+        raise InputError(
+            f"adapt.eps={eps}: {where} put all {kept} clustered images in one cluster; lower "
+            f"adapt.eps (e.g. {max(eps - 0.1, 0.05):.2g}) to split it"
+        )
+    if clusters < p:
+        raise InputError(
+            f"adapt.eps={eps}: {where} found {clusters} clusters, fewer than the P={p} "
+            f"identities of a batch ({len(labels) - kept} images left out); lower adapt.p, or "
+            "raise adapt.eps if most images were left out, lower it if clusters merged"
+        )
+    return clusters
+
+
+def pseudo_label_loader(items: Sequence[ReIDItem], setup: AdaptSetup, seed: int) -> DataLoader:
+    """P x K batches over the pseudo-identities with the checkpoint's training augmentation,
+    every draw a function of (seed, epoch, index) as in training (data/sample_rng.py)."""
+    p, k = setup.batch
+    dataset = ImageDataset(items, build_train_transform(setup.transform), seed=seed)
+    sampler = PKBatchSampler([pid for _, pid, _ in items], p=p, k=k, seed=seed)
+    return DataLoader(
+        dataset,
+        batch_sampler=EpochTaggedBatches(sampler),
+        num_workers=setup.loader.num_workers,
+        pin_memory=setup.loader.pin_memory,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def test_summary(scores: Mapping[str, Mapping[str, Any]] | None) -> str:
+    """`NAME R1 x% mAP y%` for every test set ('' without scores)."""
+    if not scores:
+        return ""
+    return "; ".join(
+        f"{name} R1 {_percent(m['rank1'])} mAP {_percent(m['mAP'])}" for name, m in scores.items()
+    )
+
+
+def round_line(record: Mapping[str, Any], rounds: int) -> str:
+    """The one line a round prints: clusters, images kept and left out, the pseudo-labels'
+    quality and the test scores where the target has labels."""
+    parts = [
+        f"round {record['round']}/{rounds}: {record['clusters']} clusters, "
+        f"{record['kept']} of {record['images']} images kept ({record['left_out']} left out)"
+    ]
+    if record.get("purity") is not None:
+        parts.append(
+            f"purity {record['purity']:.3f} NMI {record['nmi']:.3f} ARI {record['ari']:.3f}"
+        )
+    if record.get("test_sets"):
+        parts.append(test_summary(record["test_sets"]))
+    parts.append(f"{record['seconds']:.1f} s")
+    return "; ".join(parts)
+
+
+class Adaptation:
+    """Runs the rounds on one network (trained in place) for one target."""
+
+    def __init__(
+        self,
+        net: ReIDNet,
+        setup: AdaptSetup,
+        target: Target,
+        report: Callable[[str], None] = print,
+    ) -> None:
+        self.net, self.setup, self.target, self.report = net, setup, target, report
+        self._trainers = 0
+        self.device = self.trainer(logger=False).strategy.root_device
+
+    def trainer(self, **overrides: Any) -> pl.Trainer:
+        """setup.make_trainer; Lightning's start-up lines (devices, tips) show once per run."""
+        log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+        level = log.level
+        if self._trainers:
+            log.setLevel(logging.WARNING)
+        try:
+            return self.setup.make_trainer(**overrides)
+        finally:
+            log.setLevel(level)
+            self._trainers += 1
+
+    def run(self) -> AdaptResult:
+        """Every round; the direct-transfer test first where the target has a test split."""
+        result = AdaptResult(direct=self.test())
+        if result.direct is not None:
+            self.report(f"round 0 (direct transfer): {test_summary(result.direct)}")
+        for index in range(1, self.setup.settings.rounds + 1):
+            record, labels = self.round(index)
+            result.rounds.append(record)
+            result.labels.append(labels)
+            self.report(round_line(record, self.setup.settings.rounds))
+        return result
+
+    def round(self, index: int) -> tuple[dict[str, Any], np.ndarray]:
+        """One round: cluster, train, checkpoint, measure; (its record, its pseudo-labels)."""
+        start = time.time()
+        settings, (p, _) = self.setup.settings, self.setup.batch
+        tested, head = self.features()
+        distances = jaccard_distances(tested, settings.k1, settings.k2, self.setup.threads)
+        labels = dbscan_labels(distances, settings.eps, settings.min_samples)
+        clusters = check_clusters(labels, settings, p, index)
+        kept = int((labels != NOISE).sum())
+        self.report(
+            f"round {index}/{settings.rounds}: {clusters} clusters of {kept} images, "
+            f"{len(labels) - kept} of {len(labels)} left out (in no cluster); training "
+            f"{settings.epochs_per_round} epoch(s)"
+        )
+        trainer = self.train(labels, head, clusters, index)
+        checkpoint = self.save(trainer, index)
+        scores = self.test()
+        record: dict[str, Any] = {
+            "round": index,
+            "clusters": clusters,
+            "images": len(labels),
+            "kept": kept,
+            "left_out": len(labels) - kept,
+        }
+        if self.target.pids is not None:  # measurement only: after the round's training
+            record.update(label_quality(labels, np.asarray(self.target.pids)))
+        loss = trainer.callback_metrics.get("train/loss_total")
+        record["train_loss"] = float(loss) if loss is not None else None
+        if scores is not None:
+            first = next(iter(scores.values()))
+            record.update(rank1=first["rank1"], mAP=first["mAP"], test_sets=scores)
+        record.update(checkpoint=str(checkpoint), seconds=round(time.time() - start, 1))
+        return record, labels
+
+    def features(self) -> tuple[Tensor, Tensor]:
+        """Features of every target image with the current weights (a copy runs them)."""
+        spec = self.setup.spec
+        extractor = FeatureExtractor(
+            copy.deepcopy(self.net),
+            spec.input,
+            feature=spec.eval.feature,
+            flip=spec.eval.flip,
+            device=self.device,
+            batch_size=self.setup.loader.test_batch_size,
+            spec=spec,
+        )
+        return target_features(
+            extractor, self.target.paths, self.setup.loader.num_workers, self.setup.progress
+        )
+
+    def train(self, labels: np.ndarray, head: Tensor, clusters: int, index: int) -> pl.Trainer:
+        """A classifier from the centroids, then adapt.epochs_per_round epochs on the clusters."""
+        setup = self.setup
+        old = self.net.classifier
+        layer = centroid_classifier(cluster_centroids(head, labels), bias=old.bias is not None)
+        self.net.classifier = layer.to(old.weight.device)
+        items = [(self.target.paths[i], int(labels[i]), 0) for i in np.flatnonzero(labels >= 0)]
+        seed = round_seed(setup.seed, index)
+        info = adapted_run_info(
+            setup.source_info, setup.spec, self.target, setup.settings,
+            (setup.loss, setup.optim), clusters, index, setup.source_path, setup.seed,
+        )  # fmt: skip
+        module = ReIDModule(
+            self.net, clusters, loss=setup.loss, optim=setup.optim, eval=setup.spec.eval,
+            run_info=info,
+        )  # fmt: skip
+        trainer = self.trainer(
+            max_epochs=setup.settings.epochs_per_round,
+            logger=False,
+            callbacks=[],
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            plugins=[AtomicCheckpointIO()],
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+        )
+        self.net.train()
+        with warnings.catch_warnings():  # ReIDModule validates in training runs, not here
+            warnings.filterwarnings("ignore", message=".*`validation_step` but have no")
+            trainer.fit(module, train_dataloaders=pseudo_label_loader(items, setup, seed))
+        return trainer
+
+    def save(self, trainer: pl.Trainer, index: int) -> Path:
+        """checkpoints/roundNN.ckpt, and the last round's also as checkpoints/last.ckpt."""
+        folder = self.setup.output_dir / "checkpoints"
+        path = folder / f"round{index:02d}.ckpt"
+        trainer.save_checkpoint(path, weights_only=True)
+        if index == self.setup.settings.rounds:
+            last = folder / "last.ckpt"
+            last.unlink(missing_ok=True)
+            try:
+                os.link(path, last)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(path, last)
+        return path
+
+    def test(self) -> dict[str, dict[str, Any]] | None:
+        """The target's test split scored with the checkpoint's test-time settings (None
+        without one)."""
+        if self.target.test is None:
+            return None
+        evaluator = Evaluator(self.setup.spec.eval)
+        trainer = self.trainer(logger=False, callbacks=[])
+        trainer.test(FeatureModule(self.net, evaluator), datamodule=self.target.test, verbose=False)
+        return {name: score.metrics for name, score in evaluator.score(evaluator.eval_cfg).items()}

@@ -1,0 +1,55 @@
+"""The adaptation settings (`adapt.*` of conf/adapt.yaml) as a typed, checked object; its field
+defaults are the one place for the defaults (docs/METHOD.md, "Adapting to unlabelled images")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reidtricks.config import typed_config
+from reidtricks.errors import InputError
+from reidtricks.validate import require_int, require_number, require_positive
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """Rounds of (features -> k-reciprocal Jaccard distance -> DBSCAN -> training on the
+    pseudo-identities). k1, k2, eps, min_samples: SpCL's clustering values; lr, weight_decay:
+    the BoT / MMT / SpCL Adam values, kept constant within a round."""
+
+    rounds: int = 5
+    epochs_per_round: int = 2
+    k1: int = 30  # k-reciprocal neighbours of the Jaccard distance
+    k2: int = 6  # local query expansion of the Jaccard distance
+    eps: float = 0.6  # DBSCAN radius on the Jaccard distance (0 < eps < 1)
+    min_samples: int = 4  # DBSCAN: images within eps (itself included) that make a core image
+    lr: float = 3.5e-4
+    weight_decay: float = 5.0e-4
+    p: int | None = None  # identities per batch; None: the checkpoint's data.sampler.p
+    k: int | None = None  # images per identity; None: the checkpoint's data.sampler.k
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "epochs_per_round", "k1", "k2", "min_samples"):
+            require_int(f"adapt.{name}", getattr(self, name), minimum=1)
+        eps = require_number("adapt.eps", self.eps, 0.0, 1.0)
+        if not 0.0 < eps < 1.0:
+            raise InputError(
+                f"adapt.eps={self.eps!r}: expected a Jaccard distance strictly between 0 and 1"
+            )
+        require_positive("adapt.lr", self.lr)
+        require_number("adapt.weight_decay", self.weight_decay, low=0.0)
+        for name in ("p", "k"):
+            if getattr(self, name) is not None:
+                require_int(f"adapt.{name}", getattr(self, name), minimum=1)
+
+    def batch(self, stored_sampler: Any) -> tuple[int, int]:
+        """(P, K): adapt.p / adapt.k, or the checkpoint's data.sampler values where None."""
+        stored = stored_sampler if isinstance(stored_sampler, Mapping) else {}
+        p = self.p if self.p is not None else stored.get("p", 16)
+        k = self.k if self.k is not None else stored.get("k", 4)
+        return require_int("adapt.p", p, minimum=1), require_int("adapt.k", k, minimum=1)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> AdaptConfig:
+        return typed_config(cls, values, "adapt")

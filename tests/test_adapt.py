@@ -1,0 +1,428 @@
+"""`reidtricks.adapt`: the Jaccard distance and DBSCAN against brute force written out here, the
+pseudo-label measures against hand-computed values, target labels that never reach training
+(scrambled labels and file names give bit-identical results), and tiny end-to-end runs whose
+checkpoints the other commands take."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from helpers import compose_config, compose_evaluate
+from reidtricks.adaptation import (
+    NOISE,
+    SparseDistances,
+    Target,
+    cluster_centroids,
+    dbscan_labels,
+    label_quality,
+)
+from reidtricks.adaptation.rounds import centroid_classifier, check_clusters
+from reidtricks.adaptation.settings import AdaptConfig
+from reidtricks.cli.app import config_dir
+from reidtricks.errors import InputError
+from reidtricks.evaluation.rerank import jaccard_distance_pairs
+from reidtricks.inference.checkpoint import build_net_from_checkpoint, load_checkpoint
+
+TINY_ADAPT = ["adapt.k1=10", "adapt.k2=3", "adapt.eps=0.5", "adapt.min_samples=2"]
+
+
+def clustered_features(seed: int, n: int, dim: int = 8, ids: int = 6) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((ids, dim)) * 2
+    return (centers[rng.integers(0, ids, n)] + rng.standard_normal((n, dim))).astype(np.float32)
+
+
+# -- the k-reciprocal Jaccard distance ---------------------------------------------------------
+def brute_force_jaccard(x: np.ndarray, k1: int, k2: int) -> np.ndarray:
+    """Zhong et al.'s Jaccard distance between every two rows, from the sets themselves."""
+    x = x.astype(np.float64)
+    n = len(x)
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    d = d / d.max(axis=1, keepdims=True)  # each row divided by its largest distance
+    order = [list(np.argsort(d[i], kind="stable")) for i in range(n)]
+
+    def top(i: int, m: int) -> set[int]:
+        return set(order[i][:m])  # the m nearest, i itself first
+
+    def reciprocal(i: int, k: int) -> set[int]:
+        return {j for j in top(i, k + 1) if i in top(j, k + 1)}
+
+    half = int(np.around(k1 / 2))
+    v = np.zeros((n, n))
+    for i in range(n):
+        r = reciprocal(i, k1)
+        expanded = set(r)
+        for c in r:
+            rc = reciprocal(c, half)
+            if len(rc & r) > 2 / 3 * len(rc):
+                expanded |= rc
+        weights = {j: math.exp(-d[i, j]) for j in expanded}
+        total = sum(weights.values())
+        for j, w in weights.items():
+            v[i, j] = w / total
+    if k2 != 1:
+        v = np.stack([v[order[i][:k2]].mean(axis=0) for i in range(n)])
+    jac = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            s = np.minimum(v[i], v[j]).sum()
+            jac[i, j] = 1 - s / (2 - s)
+    return jac
+
+
+@pytest.mark.parametrize(
+    "seed, n, k1, k2, chunk, threads",
+    [
+        (0, 50, 6, 3, 7, 1),  # several row chunks
+        (1, 40, 5, 1, 2048, 2),  # odd k1 (round(2.5) = 2), no local expansion, two threads
+        (2, 45, 20, 6, 9, 1),  # the paper's k1 / k2 on a small set
+        (3, 30, 60, 60, 4, 1),  # k1 + 1 and k2 beyond N: every pair shares a neighbour
+    ],
+)
+def test_jaccard_distance_matches_brute_force(seed, n, k1, k2, chunk, threads):
+    x = clustered_features(seed, n)
+    expected = brute_force_jaccard(x, k1, k2)
+    rows, cols, dist = jaccard_distance_pairs(torch.from_numpy(x), k1, k2, chunk, threads)
+    dense = np.ones((n, n))
+    dense[rows.numpy(), cols.numpy()] = dist.numpy()
+    np.testing.assert_allclose(dense, expected, rtol=0, atol=1e-5)
+    # Listed: exactly the pairs below 1, each once, row-major, symmetric to the bit, >= 0.
+    assert len(rows) == int((expected < 1 - 1e-9).sum())
+    keys = rows.numpy() * n + cols.numpy()
+    assert (np.diff(keys) > 0).all()
+    assert np.array_equal(dense, dense.T) and dist.min() >= 0
+
+
+# -- DBSCAN --------------------------------------------------------------------------------
+def brute_force_dbscan(dist: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
+    """Ester et al.'s DBSCAN on a dense matrix: cores have >= min_samples items within eps
+    (themselves included); clusters grow from the lowest unlabelled core, in index order; a
+    border item joins the first cluster that reaches it."""
+    n = len(dist)
+    near = [np.flatnonzero(dist[i] <= eps) for i in range(n)]
+    core = [len(nb) >= min_samples for nb in near]
+    labels = np.full(n, NOISE)
+    cluster = 0
+    for i in range(n):
+        if labels[i] != NOISE or not core[i]:
+            continue
+        labels[i], frontier = cluster, [i]
+        while frontier:
+            for j in near[frontier.pop()]:
+                if labels[j] == NOISE:
+                    labels[j] = cluster
+                    if core[j]:
+                        frontier.append(j)
+        cluster += 1
+    return labels
+
+
+def sparse_below_one(dense: np.ndarray) -> SparseDistances:
+    rows, cols = np.nonzero(dense < 1)
+    return SparseDistances(len(dense), rows, cols, dense[rows, cols])
+
+
+@pytest.mark.parametrize("seed, eps, min_samples", [(0, 0.02, 3), (1, 0.03, 5), (2, 0.04, 7)])
+def test_dbscan_matches_brute_force_on_fixed_points(seed, eps, min_samples):
+    rng = np.random.default_rng(seed)
+    points = np.concatenate([rng.normal(c, 0.03, (15, 2)) for c in rng.uniform(0, 1, (5, 2))])
+    points = np.concatenate([points, rng.uniform(0, 1, (10, 2))])  # scattered noise
+    dense = np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1)) / 1.5
+    dense[dense >= 0.5] = 1.0  # far pairs: unlisted, at the default distance 1
+    expected = brute_force_dbscan(dense, eps, min_samples)
+    labels = dbscan_labels(sparse_below_one(dense), eps, min_samples)
+    core = (dense <= eps).sum(1) >= min_samples
+    assert expected.max() >= 2 and (expected == NOISE).any()  # clusters and noise both,
+    assert ((expected != NOISE) & ~core).sum() >= 3  # and border items
+    np.testing.assert_array_equal(labels, expected)
+
+
+def test_dbscan_on_the_jaccard_distance_matches_brute_force():
+    x = clustered_features(4, 60)
+    dense = brute_force_jaccard(x, 8, 3)
+    rows, cols, dist = jaccard_distance_pairs(torch.from_numpy(x), 8, 3)
+    ours = SparseDistances(60, rows.numpy(), cols.numpy(), dist.numpy().astype(np.float64))
+    for eps, min_samples in ((0.5, 4), (0.6, 2), (0.3, 3)):
+        expected = brute_force_dbscan(dense, eps, min_samples)
+        np.testing.assert_array_equal(dbscan_labels(ours, eps, min_samples), expected)
+
+
+def test_dbscan_counts_a_pair_at_distance_zero_as_neighbours():
+    # Items 0 and 1 are the same image twice (distance 0, stored explicitly), item 2 is far.
+    dense = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(dbscan_labels(sparse_below_one(dense), 0.1, 2), [0, 0, NOISE])
+
+
+# -- pseudo-label quality ------------------------------------------------------------------
+def test_label_quality_against_hand_computed_values():
+    pseudo = [0, 0, 0, 1, 1, NOISE]  # the left-out item (true id 9) is not measured
+    true = [5, 5, 7, 7, 7, 9]
+    # Purity: cluster 0 holds ids {5, 5, 7} (majority 2), cluster 1 {7, 7} (2): 4 of 5.
+    # NMI: H(true) = H(pseudo) = -(.4 ln .4 + .6 ln .6); joint cells .4, .2, .4;
+    # MI = H(t) + H(p) - H(joint); NMI = MI / mean(H(t), H(p)).
+    h = -(0.4 * math.log(0.4) + 0.6 * math.log(0.6))
+    h_joint = -(2 * 0.4 * math.log(0.4) + 0.2 * math.log(0.2))
+    nmi = (2 * h - h_joint) / h
+    # ARI: contingency [[2, 1], [0, 2]]: sum C(n_ij, 2) = 2; rows C(3,2) + C(2,2) = 4; columns
+    # C(2,2) + C(3,2) = 4; C(5, 2) = 10: (2 - 4*4/10) / ((4 + 4)/2 - 4*4/10) = 1/6.
+    ari = (2 - 1.6) / (4 - 1.6)
+    quality = label_quality(pseudo, true)
+    assert quality["purity"] == pytest.approx(0.8)
+    assert quality["nmi"] == pytest.approx(nmi) and nmi == pytest.approx(0.432538, abs=1e-6)
+    assert quality["ari"] == pytest.approx(ari) and ari == pytest.approx(1 / 6)
+
+
+def test_label_quality_of_perfect_and_empty_clusterings():
+    true = [3, 3, 8, 8, 8, 1]
+    assert label_quality([2, 2, 0, 0, 0, 1], true) == pytest.approx(
+        {"purity": 1.0, "nmi": 1.0, "ari": 1.0}
+    )
+    assert all(math.isnan(v) for v in label_quality([NOISE] * 6, true).values())
+
+
+def test_centroids_and_the_classifier_built_from_them():
+    feats = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [5.0, 5.0], [0.0, 4.0]])
+    labels = [0, 0, 1, NOISE, 1]
+    centroids = cluster_centroids(feats, labels)
+    torch.testing.assert_close(centroids, torch.tensor([[2.0, 0.0], [0.0, 3.0]]))
+    layer = centroid_classifier(centroids, bias=True)
+    torch.testing.assert_close(layer.weight, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    assert torch.equal(layer.bias, torch.zeros(2))
+    assert centroid_classifier(centroids, bias=False).bias is None
+
+
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        ([NOISE] * 6, r"adapt\.eps=0\.6: round 2: .* left all 6 target images out .* raise adapt"),
+        ([0, 0, 0, 0, NOISE, 0], r"adapt\.eps=0\.6: .* all 5 clustered images in one cluster"),
+        ([0, 0, 1, 1, 2, 2], r"found 3 clusters, fewer than the P=4 .* lower adapt\.p"),
+    ],
+)
+def test_too_few_clusters_is_one_line_naming_eps(labels, match):
+    with pytest.raises(InputError, match=match):
+        check_clusters(np.array(labels), AdaptConfig(), p=4, round_index=2)
+    assert check_clusters(np.array([0, 1, 2, 3, NOISE]), AdaptConfig(), 4, 1) == 4
+
+
+# -- configs ---------------------------------------------------------------------------------
+def adapt_cfg(ckpt: Path, out: Path, *extra: str):
+    """The adapt config as the CLI builds it: CPU, no progress bars, no loader processes."""
+    import reidtricks.cli.adapt  # noqa: F401  (registers the adapt node)
+
+    return compose_config(
+        "adapt", f"ckpt={ckpt}", f"paths.output_dir={out}", "trainer=cpu", "progress=false",
+        "+trainer.enable_progress_bar=false", "loader.num_workers=0", *extra,
+    )  # fmt: skip
+
+
+def test_every_dataset_is_a_target():
+    datasets = sorted(p.stem for p in (Path(config_dir()) / "dataset").glob("*.yaml"))
+    targets = {p.stem for p in (Path(config_dir()) / "target").glob("*.yaml")}
+    assert "folder" in targets  # target=folder: unlabelled crops (not the Market-style parser)
+    for name in (d for d in datasets if d != "folder"):
+        assert name in targets, f"conf/target/{name}.yaml is missing"
+        cfg = adapt_cfg(Path("x.ckpt"), Path("out"), f"target={name}", "paths.data_dir=/data")
+        dataset = compose_config("train", f"+dataset@extra={name}", "paths.data_dir=/data").extra
+        assert cfg.target.name == name and cfg.target.dataset == dataset
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("adapt.eps=1.5", r"adapt\.eps=1\.5: expected"),
+        ("adapt.eps=0", r"adapt\.eps=0: expected a Jaccard distance strictly between 0 and 1"),
+        ("adapt.rounds=0", r"adapt\.rounds=0: expected an integer >= 1"),
+        ("adapt.p=0", r"adapt\.p=0: expected an integer >= 1"),
+        ("adapt.lr=0", r"adapt\.lr=0: expected a finite number > 0"),
+        ("+adapt.epochs=3", r"adapt\.epochs: unknown setting"),
+        ("threads=0", r"threads=0: expected an integer >= 1"),
+    ],
+)
+def test_bad_settings_are_one_line(override, match, tmp_path):
+    from reidtricks.cli.adapt import adapt
+
+    cfg = adapt_cfg(tmp_path / "x.ckpt", tmp_path / "out", "target=folder", "target.images=x",
+                    override)  # fmt: skip
+    with pytest.raises(InputError, match=match):
+        adapt(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+# -- bad targets ---------------------------------------------------------------------------
+def train_images(tiny_data_dir: Path) -> list[Path]:
+    return sorted((tiny_data_dir / "synthetic-tiny-seed0" / "bounding_box_train").glob("*.jpg"))
+
+
+def copied(images: list[Path], folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for path in images:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def test_bad_targets_are_one_line(untrained_checkpoint, tiny_data_dir, tmp_path):
+    from reidtricks.cli.adapt import adapt
+
+    def run(folder: Path, *extra: str) -> None:
+        out = tmp_path / f"out_{folder.name}"
+        adapt(adapt_cfg(untrained_checkpoint, out, "target=folder", f"target.images={folder}",
+                        *extra))  # fmt: skip
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    with pytest.raises(InputError, match=r"target\.images=.*empty: holds no image files"):
+        run(empty)
+    with pytest.raises(InputError, match=r"target\.images=.*missing: no such folder"):
+        run(tmp_path / "missing")
+    images = train_images(tiny_data_dir)
+    few = copied(images[:5], tmp_path / "few")  # the checkpoint's batch: P 8 x K 4 = 32
+    with pytest.raises(InputError, match=r"5 images, fewer than one P x K batch .*= 32\)"):
+        run(few)
+    bad = copied(images[:40], tmp_path / "bad")
+    (bad / "zz_corrupt.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(InputError, match=r"zz_corrupt\.jpg: cannot read image .* must be readable"):
+        run(bad)
+    # A radius few pairs are within: no cluster, and the line says which key to change and how.
+    with pytest.raises(InputError, match=r"adapt\.eps=0\.001: round 1: .* no cluster.*raise adapt"):
+        run(copied(images[:40], tmp_path / "spread"), "adapt.eps=0.001", "adapt.min_samples=30")
+
+
+# -- target labels never reach training ------------------------------------------------------
+@pytest.mark.slow
+def test_scrambled_target_labels_and_names_give_identical_results(
+    trained_ckpt, tiny_data_dir, tmp_path
+):
+    from reidtricks.adaptation.rounds import Adaptation
+    from reidtricks.cli.adapt import adaptation_setup, check_adapt_settings
+    from reidtricks.data.datasets import SyntheticReID
+
+    train = sorted(SyntheticReID(tiny_data_dir, preset="tiny").load().train)
+    pids = np.array([pid for _, pid, _ in train])
+    perm = np.random.default_rng(0).permutation(pids.max() + 1)
+    assert (perm[pids] != pids).mean() > 0.5
+    scrambled = tmp_path / "scrambled" / "sub"  # another depth, other names, the same order
+    scrambled.mkdir(parents=True)
+    renamed = []
+    for rank, (path, pid, _) in enumerate(train):
+        renamed.append(scrambled / f"crop{rank:04d}_person{perm[pid]:03d}.jpg")
+        shutil.copy(path, renamed[-1])
+    targets = {
+        "plain": Target("plain", tuple(p for p, _, _ in train), tuple(pids.tolist())),
+        "scrambled": Target("scrambled", tuple(map(str, renamed)), tuple(perm[pids].tolist())),
+    }
+    results, weights = {}, {}
+    for name, target in targets.items():
+        cfg = adapt_cfg(trained_ckpt, tmp_path / name, "target=folder", "target.images=unused",
+                        "adapt.rounds=2", "adapt.epochs_per_round=1", *TINY_ADAPT)  # fmt: skip
+        settings, loader = check_adapt_settings(cfg)
+        checkpoint = load_checkpoint(trained_ckpt)
+        setup = adaptation_setup(cfg, checkpoint, settings, loader)
+        net = build_net_from_checkpoint(checkpoint)
+        results[name] = Adaptation(net, setup, target, report=lambda line: None).run()
+        weights[name] = load_checkpoint(results[name].checkpoint)["state_dict"]
+    plain, other = results["plain"], results["scrambled"]
+    assert len(plain.labels) == 2 and (plain.labels[0] != NOISE).sum() > 0
+    for ours, theirs in zip(plain.labels, other.labels, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert weights["plain"].keys() == weights["scrambled"].keys()
+    for key, value in weights["plain"].items():
+        assert torch.equal(value, weights["scrambled"][key]), key
+    # The measurements do see the labels: the same numbers, purity etc. not caring about names.
+    for ours, theirs in zip(plain.rounds, other.rounds, strict=True):
+        assert ours["purity"] == theirs["purity"] and ours["ari"] == theirs["ari"]
+
+
+# -- end to end ----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_adapt_to_a_folder_then_evaluate_extract_export(trained_ckpt, tiny_data_dir, tmp_path):
+    from reidtricks.cli.adapt import adapt
+    from reidtricks.cli.evaluate import evaluate_checkpoint
+    from reidtricks.cli.export import export_checkpoint
+    from reidtricks.cli.extract import extract_folder
+
+    folder = tmp_path / "crops" / "cam1"  # any file names, in a sub-folder
+    folder.mkdir(parents=True)
+    for i, path in enumerate(train_images(tiny_data_dir)):
+        shutil.copy(path, folder / f"frame{i:05d}.jpg")
+    out = tmp_path / "adapt"
+    metrics = adapt(adapt_cfg(trained_ckpt, out, "target=folder", f"target.images={tmp_path / 'crops'}",
+                              "adapt.rounds=1", "adapt.epochs_per_round=1", *TINY_ADAPT))  # fmt: skip
+    (record,) = metrics["rounds"]
+    assert record["kept"] + record["left_out"] == record["images"] == 102
+    assert "purity" not in record and "rank1" not in record  # no labels, no test split
+    assert metrics["direct_transfer"] is None and metrics["target"]["kind"] == "folder"
+    assert (
+        json.loads((out / "metrics.json").read_text())["rounds"][0]["clusters"]
+        == record["clusters"]
+    )
+    assert (out / "adapt_rounds.png").is_file()
+    stored = np.load(out / "pseudo_labels.npz")
+    assert stored["labels"].shape == (1, 102) and stored["labels"].max() + 1 == record["clusters"]
+    ckpt = out / "checkpoints" / "last.ckpt"
+    assert (out / "checkpoints" / "round01.ckpt").is_file() and metrics["checkpoint"]
+    raw = load_checkpoint(ckpt)
+    assert raw["reidtricks"]["num_classes"] == record["clusters"]
+    assert raw["reidtricks"]["model_args"]["num_classes"] == record["clusters"]
+    assert raw["state_dict"]["net.classifier.weight"].shape[0] == record["clusters"]
+    assert raw["reidtricks"]["config"]["loss"]["center_weight"] == 0.0
+    # The adapted checkpoint in the other commands (its test set: the source's).
+    scores = evaluate_checkpoint(compose_evaluate(ckpt, tmp_path / "eval", "plot_queries=0"))
+    assert 0.0 <= scores["test_sets"]["synthetic"]["mAP"] <= 1.0
+    summary = extract_folder(
+        compose_config(
+            "extract",
+            f"ckpt={ckpt}",
+            f"paths.output_dir={tmp_path / 'ex'}",
+            "num_workers=0",
+            "progress=false",
+            f"images={folder}",
+        )  # fmt: skip
+    )
+    assert summary["num_images"] == 102
+    exported = export_checkpoint(
+        compose_config(
+            "export",
+            f"ckpt={ckpt}",
+            f"paths.output_dir={tmp_path / 'onnx'}",
+            "num_workers=0",
+            "progress=false",
+            "parity.max_query=8",
+        )  # fmt: skip
+    )
+    assert exported["parity"].passed
+
+
+@pytest.mark.slow
+def test_adapt_to_a_named_dataset_measures_every_round(trained_ckpt, tiny_data_dir, tmp_path):
+    from reidtricks.cli.adapt import adapt
+    from reidtricks.cli.evaluate import evaluate_checkpoint
+
+    out = tmp_path / "adapt"
+    metrics = adapt(adapt_cfg(trained_ckpt, out, "target=synthetic", "target.dataset.preset=tiny",
+                              f"paths.data_dir={tiny_data_dir}", "adapt.rounds=1",
+                              "adapt.epochs_per_round=1", *TINY_ADAPT))  # fmt: skip
+    (record,) = metrics["rounds"]
+    assert set(metrics["direct_transfer"]) == {"synthetic"}
+    assert 0 < record["purity"] <= 1 and -1 <= record["ari"] <= 1 and 0 <= record["nmi"] <= 1
+    assert 0 <= record["rank1"] <= 1 and record["mAP"] == record["test_sets"]["synthetic"]["mAP"]
+    assert metrics["target"] | {"dataset": None} == {
+        "kind": "dataset", "name": "synthetic", "num_images": 102, "dataset": None,
+        "labelled": True, "tested": True,
+    }  # fmt: skip
+    # The adapted checkpoint tests on the target by default, with the round's own numbers.
+    ckpt = Path(metrics["checkpoint"])
+    config = load_checkpoint(ckpt)["reidtricks"]["config"]
+    assert list(config["data"]["test_sources"]) == ["synthetic"]
+    scores = evaluate_checkpoint(compose_evaluate(ckpt, tmp_path / "eval", "plot_queries=0"))
+    assert scores["test_sets"]["synthetic"]["mAP"] == pytest.approx(record["mAP"], abs=1e-6)
+    assert OmegaConf.create(config).adapt.round == 1
