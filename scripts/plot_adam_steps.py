@@ -2,7 +2,7 @@
 a PNG (step size / LR = 1 / (sqrt(v_hat) + eps), backbone median and 10-90% band; and the LR) and a
 table of the backbone median at chosen steps, each run against the first one given.
 
-    python scripts/plot_adam_steps.py logs/warmup_adam_cuhk03/multirun/<date> --out docs/adam_steps.png
+    python scripts/plot_adam_steps.py logs/warmup_adam_cuhk03/multirun/<date> --out docs/reports/warmup_adam_steps.png
 """
 
 from __future__ import annotations

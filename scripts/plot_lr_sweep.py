@@ -2,7 +2,7 @@
 single runs kept side by side): a table (mean ± std over seeds) and a PNG (the means joined, every
 seed a dot), one line per optimiser and warmup setting.
 
-    python scripts/plot_lr_sweep.py docs/runs/warmup_lr --out docs/warmup_lr_sweep.png
+    python scripts/plot_lr_sweep.py docs/runs/warmup_lr --out docs/reports/warmup_lr_sweep.png
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from helpers import compose_config, compose_evaluate
 from reidtricks.adaptation import (
@@ -27,7 +28,7 @@ from reidtricks.adaptation import (
 from reidtricks.adaptation.rounds import centroid_classifier, check_clusters
 from reidtricks.adaptation.settings import AdaptConfig
 from reidtricks.cli.app import config_dir
-from reidtricks.errors import InputError
+from reidtricks.errors import InputError, MissingInputError
 from reidtricks.evaluation.rerank import jaccard_distance_pairs
 from reidtricks.inference.checkpoint import build_net_from_checkpoint, load_checkpoint
 
@@ -214,6 +215,13 @@ def test_too_few_clusters_is_one_line_naming_eps(labels, match):
 
 
 # -- configs ---------------------------------------------------------------------------------
+def command_cfg(name: str, ckpt: Path, out: Path, *extra: str):
+    """extract / export config as the CLI builds it, without progress bars or loader processes."""
+    return compose_config(
+        name, f"ckpt={ckpt}", f"paths.output_dir={out}", "num_workers=0", "progress=false", *extra
+    )
+
+
 def adapt_cfg(ckpt: Path, out: Path, *extra: str):
     """The adapt config as the CLI builds it: CPU, no progress bars, no loader processes."""
     import reidtricks.cli.adapt  # noqa: F401  (registers the adapt node)
@@ -225,14 +233,17 @@ def adapt_cfg(ckpt: Path, out: Path, *extra: str):
 
 
 def test_every_dataset_is_a_target():
-    datasets = sorted(p.stem for p in (Path(config_dir()) / "dataset").glob("*.yaml"))
-    targets = {p.stem for p in (Path(config_dir()) / "target").glob("*.yaml")}
+    conf = Path(config_dir())
+    targets = {p.stem for p in (conf / "target").glob("*.yaml")}
     assert "folder" in targets  # target=folder: unlabelled crops (not the Market-style parser)
-    for name in (d for d in datasets if d != "folder"):
+    for name in (p.stem for p in (conf / "dataset").glob("*.yaml") if p.stem != "folder"):
         assert name in targets, f"conf/target/{name}.yaml is missing"
-        cfg = adapt_cfg(Path("x.ckpt"), Path("out"), f"target={name}", "paths.data_dir=/data")
-        dataset = compose_config("train", f"+dataset@extra={name}", "paths.data_dir=/data").extra
-        assert cfg.target.name == name and cfg.target.dataset == dataset
+        target = OmegaConf.load(conf / "target" / f"{name}.yaml")
+        assert target.name == name and {"/dataset@dataset": name} in target.defaults
+    cfg = adapt_cfg(Path("x.ckpt"), Path("out"), "target=prid2011", "paths.data_dir=/data")
+    expected = OmegaConf.load(conf / "dataset" / "prid2011.yaml")
+    assert cfg.target.name == "prid2011" and cfg.target.dataset.root == "/data"
+    assert OmegaConf.to_container(cfg.target.dataset) == OmegaConf.to_container(expected)
 
 
 @pytest.mark.parametrize(
@@ -242,9 +253,10 @@ def test_every_dataset_is_a_target():
         ("adapt.eps=0", r"adapt\.eps=0: expected a Jaccard distance strictly between 0 and 1"),
         ("adapt.rounds=0", r"adapt\.rounds=0: expected an integer >= 1"),
         ("adapt.p=0", r"adapt\.p=0: expected an integer >= 1"),
-        ("adapt.lr=0", r"adapt\.lr=0: expected a finite number > 0"),
+        ("adapt.lr=0", r"adapt\.lr=0: expected .*> 0"),
         ("+adapt.epochs=3", r"adapt\.epochs: unknown setting"),
         ("threads=0", r"threads=0: expected an integer >= 1"),
+        ("+loader.workers=2", r"loader\.workers: unknown setting"),
     ],
 )
 def test_bad_settings_are_one_line(override, match, tmp_path):
@@ -255,6 +267,20 @@ def test_bad_settings_are_one_line(override, match, tmp_path):
     with pytest.raises(InputError, match=match):
         adapt(cfg)
     assert not (tmp_path / "out").exists()
+
+
+def test_threads_is_set_before_the_checkpoint_is_read(tmp_path):
+    from reidtricks.cli.adapt import adapt
+
+    before = torch.get_num_threads()
+    cfg = adapt_cfg(tmp_path / "missing.ckpt", tmp_path / "out", "target=folder",
+                    "target.images=x", f"threads={before + 1}")  # fmt: skip
+    try:
+        with pytest.raises(MissingInputError, match=r"missing\.ckpt does not exist"):
+            adapt(cfg)
+        assert torch.get_num_threads() == before + 1
+    finally:
+        torch.set_num_threads(before)
 
 
 # -- bad targets ---------------------------------------------------------------------------
@@ -277,6 +303,8 @@ def test_bad_targets_are_one_line(untrained_checkpoint, tiny_data_dir, tmp_path)
         adapt(adapt_cfg(untrained_checkpoint, out, "target=folder", f"target.images={folder}",
                         *extra))  # fmt: skip
 
+    with pytest.raises(MissingMandatoryValue, match="images"):  # the CLI: one line naming it
+        adapt(adapt_cfg(untrained_checkpoint, tmp_path / "out", "target=folder"))
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("no images here")
@@ -293,7 +321,8 @@ def test_bad_targets_are_one_line(untrained_checkpoint, tiny_data_dir, tmp_path)
     with pytest.raises(InputError, match=r"zz_corrupt\.jpg: cannot read image .* must be readable"):
         run(bad)
     # A radius few pairs are within: no cluster, and the line says which key to change and how.
-    with pytest.raises(InputError, match=r"adapt\.eps=0\.001: round 1: .* no cluster.*raise adapt"):
+    no_cluster = r"adapt\.eps=0\.001: round 1: .*\(no cluster\); raise adapt\.eps"
+    with pytest.raises(InputError, match=no_cluster):
         run(copied(images[:40], tmp_path / "spread"), "adapt.eps=0.001", "adapt.min_samples=30")
 
 
@@ -378,26 +407,10 @@ def test_adapt_to_a_folder_then_evaluate_extract_export(trained_ckpt, tiny_data_
     # The adapted checkpoint in the other commands (its test set: the source's).
     scores = evaluate_checkpoint(compose_evaluate(ckpt, tmp_path / "eval", "plot_queries=0"))
     assert 0.0 <= scores["test_sets"]["synthetic"]["mAP"] <= 1.0
-    summary = extract_folder(
-        compose_config(
-            "extract",
-            f"ckpt={ckpt}",
-            f"paths.output_dir={tmp_path / 'ex'}",
-            "num_workers=0",
-            "progress=false",
-            f"images={folder}",
-        )  # fmt: skip
-    )
+    summary = extract_folder(command_cfg("extract", ckpt, tmp_path / "ex", f"images={folder}"))
     assert summary["num_images"] == 102
     exported = export_checkpoint(
-        compose_config(
-            "export",
-            f"ckpt={ckpt}",
-            f"paths.output_dir={tmp_path / 'onnx'}",
-            "num_workers=0",
-            "progress=false",
-            "parity.max_query=8",
-        )  # fmt: skip
+        command_cfg("export", ckpt, tmp_path / "onnx", "parity.max_query=8")
     )
     assert exported["parity"].passed
 

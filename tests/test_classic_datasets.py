@@ -519,8 +519,9 @@ def test_grid_random_is_named_so_in_the_test_sets(tmp_path):
         "mine-random": GRID(tmp_path, split=1, partitions="random"),
     }
     dm = ReIDDataModule(
-        sources, sources, {"p": 2, "k": 2}, {}, {"num_workers": 0}, seed=0, verify_images=False
-    )
+        sources, sources, {"p": 2, "k": 2}, {}, {"num_workers": 0}, seed=0, verify_images=False,
+        test_on_trained_ids=True,  # trains on other partitions of the tested sets (the trial rule)
+    )  # fmt: skip
     dm.setup("fit")
     assert [t.name for t in dm.test_sets] == ["grid-random", "official", "mine-random"]
     assert "grid-random" in dm.statistics() and dm.num_classes == 12

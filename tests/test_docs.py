@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# The guides, the generated study reports (docs/reports/) and the kept runs' index (docs/runs/).
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "docs" / "reports").rglob("*.md")),
+    ROOT / "docs" / "runs" / "README.md",
+]
 
 # Being added on other branches right now; the integrator deletes each entry once it is merged
 # (test_allow_list_names_only_missing_things then fails for any entry that has arrived).

@@ -3,6 +3,7 @@ query that is the gallery's only image (issue 32's weak lines), on an untrained 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -30,8 +31,6 @@ def test_extract_reads_tiff_files(untrained_checkpoint, tmp_path):
     summary = extract_folder(command_cfg("extract", untrained_checkpoint, tmp_path,
                                          f"images={tif.parent}"))  # fmt: skip
     assert summary["num_images"] == 2 and summary["others"] == 0
-    import numpy as np
-
     with np.load(summary["out"], allow_pickle=False) as data:
         assert [str(p) for p in data["paths"]] == [str(tif), str(tiff)]
         assert data["pids"].tolist() == [1, 2] and data["camids"].tolist() == [0, 1]

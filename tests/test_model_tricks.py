@@ -142,6 +142,29 @@ def test_a_bad_stored_trick_is_a_one_line_error(args, message):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow  # two ONNX exports
+@pytest.mark.parametrize("backbone", ["timm:mobilenetv2_100", "timm:tf_efficientnet_lite0"])
+def test_onnx_export_of_ibn_and_gem_matches_pytorch(backbone, tmp_path):
+    """The exporter's graph (InstanceNormalization, Pow / ReduceMean) against PyTorch, eval mode;
+    MixStyle (p=1) is in the network and leaves no trace at test time."""
+    import onnx
+
+    from reidtricks.inference import FeatureExtractor
+    from reidtricks.inference.checkpoint import InputSpec
+    from reidtricks.inference.onnx_export import export_onnx, onnx_session, run_onnx
+
+    torch.manual_seed(0)
+    net = new_net(backbone, 5, neck="bnneck", ibn="a", pooling="gem", mixstyle={"p": 1.0})
+    spec = InputSpec(height=128, width=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    extractor = FeatureExtractor(net, spec, feature="after_bn", flip=True, device="cpu")
+    path = export_onnx(extractor, tmp_path / "model.onnx")
+    x = torch.randn(3, 3, 128, 64)
+    got = run_onnx(onnx_session(path, threads=1), x)
+    torch.testing.assert_close(got, extractor.forward(x), atol=1e-4, rtol=1e-4)
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert {"InstanceNormalization", "Pow", "ReduceMean"} <= ops
+
+
 def command_cfg(name: str, ckpt: Path, out: Path, *extra: str):
     return compose_config(
         name, f"ckpt={ckpt}", f"paths.output_dir={out}", "num_workers=0", "progress=false", *extra
@@ -158,7 +181,9 @@ def test_a_model_trained_with_every_trick_works_in_every_command(tiny_data_dir, 
     from reidtricks.inference import FeatureExtractor
 
     run = tmp_path / "run"
-    tricks = ("model.ibn=a", "model.mixstyle.p=0.5", "model.pooling=gem")
+    tricks = ("model.ibn=a", "model.mixstyle.p=0.5", "model.pooling=gem",  # every recipe trick
+              "data.transform.color_jitter=0.2", "data.transform.grayscale_prob=0.1",
+              "data.transform.auto_augment=trivialaugment")  # fmt: skip
     cfg = compose_train(
         *tiny_overrides(tiny_data_dir, run), "+trick=bnneck", *tricks, "trainer.max_epochs=1",
         "++trainer.limit_train_batches=3", "trainer.check_val_every_n_epoch=1", "optim.lr=1e-3",

@@ -90,6 +90,7 @@ def test_combineall_is_passed_per_source(tiny_data_dir):
         "data.train_sources.synthetic.preset=tiny", "data.loader.num_workers=0",
         f"+data.train_sources.all={entry % 'true'}",
         f"+data.train_sources.some={entry % 'false'}",
+        "data.test_on_trained_ids=true",  # `all` trains on the test people (the trial rule)
     )  # fmt: skip
     module = instantiate(cfg.data, _convert_="all")
     assert module.train_sources["all"].combineall is True

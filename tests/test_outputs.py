@@ -1,10 +1,12 @@
-"""Output paths: an input (the checkpoint, through a symlink too) or a folder is refused before
-anything is written."""
+"""Output paths: an input (the checkpoint through a symlink too, a file under an input folder), a
+folder, a file of another run, or an existing file without overwrite=true is refused before
+anything is written; outputs are written atomically; search's PNG names fit the file system."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from helpers import compose_config
 from reidtricks.cli.outputs import checked_output
@@ -59,8 +61,6 @@ def test_commands_refuse_to_write_over_their_checkpoint(command, untrained_check
 # -- out=: inputs, other runs' files and existing files (issue 32, item 4) -------------------------
 def market_images(folder, count: int = 2, suffix: str = ".jpg"):
     """`count` small Market-named images in `folder`, their paths."""
-    from PIL import Image
-
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"000{i}_c1s1_00000{i}_00{suffix}" for i in range(count)]
     for i, path in enumerate(paths):
@@ -206,8 +206,6 @@ def test_search_with_a_250_character_query_name(untrained_checkpoint, tmp_path):
     queries.mkdir()
     stems = ["0001_c2s1_" + "a" * 240, "0001_c2s1_" + "a" * 239 + "b", "0002_c2s1_short"]
     for i, stem in enumerate(stems):
-        from PIL import Image
-
         Image.new("RGB", (32, 64), (90, 30 * i, 10)).save(queries / f"{stem}.jpg")
     assert len(f"{stems[0]}.jpg") == 254
     result = run_search(untrained_checkpoint, queries, gallery, tmp_path)

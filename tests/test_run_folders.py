@@ -131,3 +131,31 @@ def test_a_failed_job_between_good_ones(launcher, tiny_data_dir, tmp_path):
     assert (sweep / "2_baseline_seed1" / "metrics.json").is_file()
     assert (sweep / "1_baseline_seedabc" / "error.txt").is_file()
     assert f"error: sweep {sweep}: 1 of 3 jobs failed (1_baseline_seedabc)" in proc.stderr
+
+
+@pytest.mark.slow  # a process of its own (the command as a user starts it)
+def test_a_folder_inside_a_run_is_refused(tmp_path):
+    run = tmp_path / "run"
+    files = finished_run(run)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    proc = run_command("evaluate", f"ckpt={ckpt}", f"hydra.run.dir={run / 'checkpoints'}")
+    assert_one_line(proc, f"hydra.run.dir={run / 'checkpoints'}: is inside the run folder {run}")
+    assert_untouched(run, files)
+
+
+def test_a_failed_commands_leftovers_do_not_hold_the_folder(tmp_path):
+    from reidtricks.errors import InputError
+    from reidtricks.training.run_safety import refuse_taken_folder
+
+    failed = tmp_path / "failed"
+    (failed / ".hydra").mkdir(parents=True)
+    (failed / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    (failed / "train.log").write_text("error: ...\n")
+    refuse_taken_folder("hydra.run.dir", failed)  # only what a start-up failure leaves: reusable
+    (failed / "metrics.json").write_text("{}")
+    with pytest.raises(InputError, match="holds another run"):
+        refuse_taken_folder("hydra.run.dir", failed)
+    sweep_job = tmp_path / "sweep" / "0_job"
+    sweep_job.mkdir(parents=True)
+    (tmp_path / "sweep" / "multirun.yaml").write_text("{}")
+    refuse_taken_folder("hydra.run.dir", sweep_job)  # a sweep folder holds jobs, not one run

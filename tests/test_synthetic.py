@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from reidtricks.cli.synthetic import main
 from reidtricks.data.datasets import Market1501, SyntheticReID
 from reidtricks.data.synthetic_generator import (
     PRESETS,
     generate_dataset,
-    main,
     plan_dataset,
     remove_stale_staging,
 )
@@ -144,6 +144,24 @@ def test_cli_generates_and_prints_statistics(tmp_path, capsys):
     assert train_row[1:2] == [str(PRESETS["tiny"].train_ids)]
 
 
+@pytest.mark.slow  # starts two processes
+def test_the_command_runs_as_a_module_and_the_library_module_points_at_it(tmp_path):
+    """`python -m reidtricks.synthetic` is the command; the generator's own module (data/, which
+    does not know the commands) is no command and says where it went, writing nothing."""
+    root = tmp_path / "data"
+    args = ["--preset", "tiny", "--root", str(root)]
+    old = subprocess.run([sys.executable, "-m", "reidtricks.data.synthetic_generator", *args],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert old.returncode == 2 and old.stdout == ""
+    assert old.stderr.startswith("error: run `python -m reidtricks.synthetic` (same options)")
+    assert len(old.stderr.strip().splitlines()) == 1 and not root.exists()
+    new = subprocess.run([sys.executable, "-m", "reidtricks.synthetic", *args],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert new.returncode == 0, new.stderr
+    assert (root / "synthetic-tiny-seed0" / "manifest.json").is_file()
+    assert f"{root / 'synthetic-tiny-seed0'} ready in " in new.stdout
+
+
 @pytest.mark.parametrize("content", ['{"format": 2, "preset": "ti', "[]"])
 def test_a_corrupt_manifest_is_named_in_one_line(tmp_path, capsys, content):
     dataset = SyntheticReID(tmp_path, preset="tiny", seed=0)
@@ -193,7 +211,7 @@ def test_killed_generator_leaves_no_workers_and_no_staging_folder(tmp_path, sign
     root = tmp_path / "data"
     # The market preset (~32,000 images) is still rendering when the signal comes, however slow
     # the machine (the small one can finish first).
-    cmd = [sys.executable, "-m", "reidtricks.data.synthetic_generator", "--preset", "market",
+    cmd = [sys.executable, "-m", "reidtricks.synthetic", "--preset", "market",
            "--root", str(root), "--workers", "2"]  # fmt: skip
     # output to files: orphaned workers holding a pipe open would block reading it
     log = tmp_path / "generator.log"

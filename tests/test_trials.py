@@ -166,10 +166,15 @@ def test_results_table_shows_mean_and_std_of_trials():
     plain = {"rank1": 0.9, "rank5": 1.0, "rank10": 1.0, "mAP": 0.8, "mINP": 0.7}
     console = Console(file=io.StringIO(), width=200)
     console.print(results_table({"viper": trial_set, "market": plain}))
-    text = console.file.getvalue()
-    assert "viper (3 trials)" in text
-    assert "50.00 ± 10.00" in text and "40.00 ± 5.00" in text
-    assert "90.00 " in text and "90.00 ±" not in text
+    lines = console.file.getvalue().splitlines()
+    viper = next(i for i, line in enumerate(lines) if "viper" in line.split())
+    assert lines[viper].split()[3::2] == ["50.00", "60.00", "70.00", "40.00", "20.00"]
+    std_row = lines[viper + 1].split("±")  # the std over the trials, on the row below
+    assert "std, 3 trials" in std_row[1]
+    assert [cell.split()[0] for cell in std_row[2:]] == ["10.00", "0.00", "0.00", "5.00", "0.00"]
+    market = next(i for i, line in enumerate(lines) if "market" in line.split())
+    assert lines[market].split()[3::2] == ["90.00", "100.00", "100.00", "80.00", "70.00"]
+    assert "±" not in lines[market + 1]
 
 
 @pytest.mark.slow
@@ -197,8 +202,10 @@ def test_training_and_evaluate_report_every_trial(tiny_data_dir, tmp_path, capsy
         assert got[key] == pytest.approx(np.mean(values)) and 0 <= got[key] <= 1
         assert got["std"][key] == pytest.approx(statistics.stdev(values))
     assert "trials" not in written["test_sets"]["synthetic"]
-    printed = capsys.readouterr().out
-    assert "trio (3 trials)" in printed and f"{100 * got['mAP']:.2f} ± " in printed
+    printed = capsys.readouterr().out.splitlines()
+    trio = next(i for i, line in enumerate(printed) if "trio" in line.split())
+    assert f" {100 * got['mAP']:.2f} " in printed[trio] and "std, 3 trials" in printed[trio + 1]
+    assert f"± {100 * got['std']['mAP']:.2f} " in printed[trio + 1]
 
     data = ["data=synthetic", "data.train_sources.synthetic.preset=tiny",
             "data.loader.num_workers=0", "data.loader.persistent_workers=false",

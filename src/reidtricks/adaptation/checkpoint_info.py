@@ -78,3 +78,9 @@ def stored_training(source_info: Mapping[str, Any]) -> tuple[LossConfig, Transfo
     loss = LossConfig.from_mapping({**_known(LossConfig, config.get("loss")), "center_weight": 0.0})
     transform = TransformConfig(**_known(TransformConfig, data.get("transform")))
     return loss, transform
+
+
+def stored_channels_last(source_info: Mapping[str, Any]) -> bool:
+    """Whether the source run trained in the channels-last layout (faster on some CPUs)."""
+    config = source_info.get("config") if isinstance(source_info.get("config"), Mapping) else {}
+    return config.get("channels_last") is True

@@ -69,6 +69,7 @@ class AdaptSetup:
     make_trainer: Callable[..., pl.Trainer]
     threads: int | None = None
     progress: bool = True
+    channels_last: bool = False  # the source run's memory layout (a speed setting)
 
     @property
     def batch(self) -> tuple[int, int]:
@@ -251,13 +252,20 @@ class Adaptation:
 
     def round(self, index: int) -> tuple[dict[str, Any], np.ndarray]:
         """One round: cluster, train, checkpoint, measure; (its record, its pseudo-labels)."""
-        start = time.time()
         settings, (p, _) = self.setup.settings, self.setup.batch
+        clock = [time.time()]
+
+        def lap() -> float:
+            clock.append(time.time())
+            return round(clock[-1] - clock[-2], 1)
+
         tested, head = self.features()
+        seconds = {"features": lap()}
         distances = jaccard_distances(tested, settings.k1, settings.k2, self.setup.threads)
         labels = dbscan_labels(distances, settings.eps, settings.min_samples)
         clusters = check_clusters(labels, settings, p, index)
         kept = int((labels != NOISE).sum())
+        seconds["clustering"] = lap()
         self.report(
             f"round {index}/{settings.rounds}: {clusters} clusters of {kept} images, "
             f"{len(labels) - kept} of {len(labels)} left out (in no cluster); training "
@@ -265,7 +273,10 @@ class Adaptation:
         )
         trainer = self.train(labels, head, clusters, index)
         checkpoint = self.save(trainer, index)
+        seconds["training"] = lap()
         scores = self.test()
+        if scores is not None:
+            seconds["test"] = lap()
         record: dict[str, Any] = {
             "round": index,
             "clusters": clusters,
@@ -280,7 +291,11 @@ class Adaptation:
         if scores is not None:
             first = next(iter(scores.values()))
             record.update(rank1=first["rank1"], mAP=first["mAP"], test_sets=scores)
-        record.update(checkpoint=str(checkpoint), seconds=round(time.time() - start, 1))
+        record.update(
+            checkpoint=str(checkpoint),
+            seconds=round(clock[-1] - clock[0], 1),
+            seconds_by_step=seconds,
+        )
         return record, labels
 
     def features(self) -> tuple[Tensor, Tensor]:
@@ -313,7 +328,7 @@ class Adaptation:
         )  # fmt: skip
         module = ReIDModule(
             self.net, clusters, loss=setup.loss, optim=setup.optim, eval=setup.spec.eval,
-            run_info=info,
+            channels_last=setup.channels_last, run_info=info,
         )  # fmt: skip
         trainer = self.trainer(
             max_epochs=setup.settings.epochs_per_round,

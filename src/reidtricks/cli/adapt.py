@@ -11,19 +11,20 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
 from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from reidtricks.adaptation.checkpoint_info import stored_training
+from reidtricks.adaptation.checkpoint_info import stored_channels_last, stored_training
 from reidtricks.adaptation.rounds import Adaptation, AdaptResult, AdaptSetup, test_summary
 from reidtricks.adaptation.settings import AdaptConfig
 from reidtricks.adaptation.target import Target, check_batch_fits, dataset_target, folder_target
 from reidtricks.cli.app import hydra_command, one_line_errors
 from reidtricks.cli.evaluate import checkpoint_trained_images
+from reidtricks.cli.options import apply_threads
 from reidtricks.cli.sweep import job_errors
+from reidtricks.config import typed_config
 from reidtricks.data.settings import LoaderConfig
 from reidtricks.data.trained_ids import check_unseen, image_keys
 from reidtricks.errors import InputError
@@ -50,7 +51,9 @@ def check_adapt_settings(cfg: DictConfig) -> tuple[AdaptConfig, LoaderConfig]:
         require_int("threads", cfg.threads, minimum=1)
     require_bool("progress", cfg.get("progress"))
     require_bool("test_on_trained_ids", cfg.get("test_on_trained_ids"))
-    loader = LoaderConfig(**{"persistent_workers": False, **plain(cfg.get("loader") or {})})
+    loader = typed_config(
+        LoaderConfig, {"persistent_workers": False, **plain(cfg.get("loader") or {})}, "loader"
+    )
     return AdaptConfig.from_mapping(plain(cfg.adapt)), loader
 
 
@@ -66,9 +69,10 @@ class CheckSettings(Callback):
 def build_target(cfg: DictConfig, spec: CheckpointSpec, loader: LoaderConfig) -> Target:
     """target=folder (target.images) or target=NAME (target.dataset, a conf/dataset entry)."""
     node = cfg.get("target")
-    if isinstance(node, DictConfig) and "images" in node:
+    keys = set(node) if isinstance(node, DictConfig) else set()  # `in node` skips a ??? value
+    if "images" in keys:
         return folder_target(str(node.images))
-    if isinstance(node, DictConfig) and "dataset" in node:
+    if "dataset" in keys:
         name = str(node.get("name") or "target")
         return dataset_target(name, plain(node.dataset), spec.input, loader)
     raise InputError(
@@ -96,7 +100,9 @@ def check_trial_rule(cfg: DictConfig, spec: CheckpointSpec, target: Target) -> N
         )
 
 
-def write_outputs(output_dir: Path, metrics: dict[str, Any], result: AdaptResult, target: Target):
+def write_outputs(
+    output_dir: Path, metrics: dict[str, Any], result: AdaptResult, target: Target
+) -> None:
     """metrics.json, adapt_rounds.png and pseudo_labels.npz (every round's labels per image)."""
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_adaptation_rounds(result.rounds, result.direct, output_dir / "adapt_rounds.png")
@@ -126,6 +132,7 @@ def adaptation_setup(
         make_trainer=lambda **overrides: instantiate(cfg.trainer, **overrides),
         threads=cfg.get("threads"),
         progress=bool(cfg.progress),
+        channels_last=stored_channels_last(checkpoint["reidtricks"]),
     )
 
 
@@ -133,6 +140,7 @@ def adapt(cfg: DictConfig) -> dict[str, Any]:
     """Every round of the adaptation; returns what metrics.json holds."""
     start = time.time()
     settings, loader = check_adapt_settings(cfg)
+    apply_threads(cfg)  # first, as the other commands: reading and parsing use them too
     source = str(cfg.ckpt)
     checkpoint = load_checkpoint(source)
     setup = adaptation_setup(cfg, checkpoint, settings, loader)
@@ -141,8 +149,6 @@ def adapt(cfg: DictConfig) -> dict[str, Any]:
     p, k = setup.batch
     check_batch_fits(target, p, k)
     check_trial_rule(cfg, setup.spec, target)
-    if cfg.get("threads") is not None:
-        torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(int(cfg.seed), workers=True)
     with claimed_run_dir(setup.output_dir):
         print(

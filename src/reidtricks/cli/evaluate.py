@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from reidtricks.cli.app import hydra_command
+from reidtricks.cli.options import apply_threads
 from reidtricks.cli.sweep import job_errors
 from reidtricks.data.datamodule import ReIDDataModule
 from reidtricks.data.trained_ids import check_unseen, image_keys
@@ -133,6 +134,7 @@ def build_test_datamodule(cfg: DictConfig, checkpoint: dict[str, Any]) -> ReIDDa
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Test the checkpoint's network on every test set of the chosen data; write metrics.json."""
     start = time.time()
+    apply_threads(cfg)
     output_dir = Path(cfg.paths.output_dir)
     checkpoint = load_checkpoint(cfg.ckpt)
     spec = checkpoint_spec(checkpoint, str(cfg.ckpt))

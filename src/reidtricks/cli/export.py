@@ -14,7 +14,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from reidtricks.cli.app import extractor_from_config, hydra_command
-from reidtricks.cli.options import check_options
+from reidtricks.cli.options import apply_threads, check_options
 from reidtricks.cli.outputs import checked_output
 from reidtricks.cli.sweep import job_errors
 from reidtricks.errors import InputError, MissingInputError
@@ -89,6 +89,7 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Export, check parity, then write the model with its metadata (kept as
     `<name>.parity-failed.onnx` and ParityError raised when the check fails)."""
     check_options(cfg, "export")  # format=onnx is the only export format
+    apply_threads(cfg)  # also onnxruntime's threads in the parity check
     output_dir = Path(cfg.paths.output_dir)
     out = Path(cfg.get("out") or output_dir / "model.onnx")
     failed = out.with_name(f"{out.stem}.parity-failed.onnx")

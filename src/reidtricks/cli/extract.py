@@ -10,7 +10,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from reidtricks.cli.app import extractor_from_config, hydra_command, warn_bad_images
-from reidtricks.cli.options import check_options
+from reidtricks.cli.options import apply_threads, check_options
 from reidtricks.cli.outputs import checked_output
 from reidtricks.cli.sweep import job_errors
 from reidtricks.errors import InputError
@@ -21,6 +21,7 @@ from reidtricks.inference.files import save_npz
 def extract_folder(cfg: DictConfig) -> dict[str, Any]:
     """Features of every image under cfg.images, written to an .npz; returns a summary."""
     check_options(cfg, "extract")
+    apply_threads(cfg)
     extractor = extractor_from_config(cfg)  # a refused checkpoint stops here, nothing written
     root = Path(cfg.images)
     listing = list_image_files(root, "images")

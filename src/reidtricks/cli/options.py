@@ -1,5 +1,5 @@
 """Strict checks of the extract / search / export options (conf/<command>.yaml): `flip=no` is
-an error naming the key, never `bool("no") == True`."""
+an error naming the key, never `bool("no") == True`; and the commands' `threads`, applied."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from reidtricks.evaluation import METRICS
@@ -31,6 +32,7 @@ _COMMON: dict[str, Check] = {
     "batch_size": partial(require_int, minimum=1),
     "num_workers": partial(require_int, minimum=0),
     "progress": require_bool,
+    "threads": _optional(partial(require_int, minimum=1)),
 }
 OPTIONS: dict[str, dict[str, Check]] = {
     "extract": {
@@ -70,3 +72,11 @@ def check_options(cfg: DictConfig, command: str) -> None:
     for key, check in OPTIONS[command].items():
         value = OmegaConf.select(cfg, key, default=None)
         check(key, value)
+
+
+def apply_threads(cfg: DictConfig) -> None:
+    """torch's intra-op threads set to `threads` (null: left at torch's default, one per core),
+    as `train` does; a value that is not an integer >= 1 is an InputError naming the key."""
+    threads = cfg.get("threads")
+    if threads is not None:
+        torch.set_num_threads(require_int("threads", threads, minimum=1))

@@ -15,7 +15,7 @@ from reidtricks.training.run_safety import LOCK_NAME
 RUN_FOLDER_MARKERS = (".hydra", "checkpoints", "metrics.json", "multirun.yaml", LOCK_NAME)
 
 
-def enclosing_run(path: Path) -> tuple[Path, list[str]] | None:
+def _run_folder_above(path: Path) -> tuple[Path, list[str]] | None:
     """The nearest folder above `path` that holds a run, with the markers found there."""
     for folder in path.parents:
         found = [name for name in RUN_FOLDER_MARKERS if (folder / name).exists()]
@@ -54,7 +54,7 @@ def checked_output(
                 f"{name}: is inside the input folder {input_key}={value}; writing there could "
                 "replace an input, give an output path outside it"
             )
-    run = enclosing_run(target)
+    run = _run_folder_above(target)
     if run is not None and (own_dir is None or run[0] != Path(own_dir).resolve()):
         raise ExistingOutputError(
             f"{name}: is inside the run folder {run[0]} ({', '.join(run[1])}); another run's "

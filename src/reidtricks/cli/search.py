@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reidtricks.cli.app import extractor_from_config, hydra_command, warn_bad_images
-from reidtricks.cli.options import check_options
+from reidtricks.cli.options import apply_threads, check_options
 from reidtricks.cli.outputs import checked_output
 from reidtricks.cli.sweep import job_errors
 from reidtricks.errors import InputError, MissingInputError
@@ -91,6 +91,7 @@ def _refuse_empty_rankings(cfg: DictConfig, queries: list[str], ranking: list[li
 def search_gallery(cfg: DictConfig) -> dict[str, Any]:
     """Rank the gallery for every query image; ranking.csv, PNG strips and a printed top-k."""
     check_options(cfg, "search")
+    apply_threads(cfg)
     extractor = extractor_from_config(cfg)  # a refused checkpoint stops here, nothing written
     topk = require_int("topk", cfg.topk, minimum=1)
     metric = str(cfg.metric or extractor.metric)

@@ -3,7 +3,7 @@
 Identity = attributes (body proportions, clothing colours and textures, hair, accessories);
 each image adds nuisance that does not define identity (viewpoint, lighting and per-camera colour
 cast, background clutter, occlusion, scale/crop jitter, blur, JPEG quality). Deterministic from
-the seed. CLI: `python -m reidtricks.data.synthetic_generator --preset small --root data`.
+the seed. Command line: `python -m reidtricks.synthetic --preset small --root data`.
 
 Images are staged in `.<name>.tmp<pid>` and renamed into place at the end. SIGTERM, SIGINT or an
 error stops the render pool and removes that folder; a later run removes the staging folders of
@@ -12,7 +12,6 @@ processes that no longer exist (e.g. killed with SIGKILL).
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import io
 import json
@@ -489,30 +488,10 @@ def synthetic_dataset_dir(root: str | Path, preset: str, seed: int) -> Path:
     return Path(root) / f"synthetic-{preset}-seed{int(seed)}"
 
 
-def main(argv: list[str] | None = None) -> None:
-    """CLI: generate (unless already there) and print the split statistics."""
-    from reidtricks.cli.app import one_line_errors
-    from reidtricks.data.datasets.market_naming import read_market_style
-
-    parser = argparse.ArgumentParser(description="Generate a synthetic ReID dataset.")
-    parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--root", default="data", help="data folder (paths.data_dir)")
-    parser.add_argument("--workers", type=int, default=None, help="render processes (max 8)")
-    args = parser.parse_args(argv)
-    start = time.time()
-    dataset_dir = synthetic_dataset_dir(args.root, args.preset, args.seed)
-    try:
-        with one_line_errors():
-            if not is_complete(dataset_dir, args.preset, args.seed):
-                generate_dataset(dataset_dir, args.preset, args.seed, workers=args.workers)
-            splits = read_market_style("synthetic", dataset_dir)
-    except KeyboardInterrupt:
-        print(f"error: interrupted; {dataset_dir} was not written", file=sys.stderr)
-        raise SystemExit(130) from None
-    print(splits.statistics_table())
-    print(f"{dataset_dir} ready in {time.time() - start:.1f} s")
-
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the command moved to cli/ (data does not know the commands)
+    print(
+        "error: run `python -m reidtricks.synthetic` (same options); "
+        "reidtricks.data.synthetic_generator is the library",
+        file=sys.stderr,
+    )
+    raise SystemExit(2)

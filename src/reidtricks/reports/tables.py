@@ -12,23 +12,21 @@ from reidtricks.evaluation.metrics import EvalResult
 
 
 def results_table(results: Mapping[str, Mapping[str, Any]], title: str = "") -> Table:
-    """One row per test set; metrics shown as percentages (mean ± std for a set scored over
-    random-split trials, its name followed by the number of trials)."""
+    """One row per test set, metrics in %; a set scored over random-split trials gets a second
+    row, its std over the trials. Set names never wrap: the table reads whole at 80 columns."""
     table = Table(title=title or None)
-    table.add_column("test set")
+    table.add_column("test set", no_wrap=True)
     for key in EvalResult.KEYS:
         table.add_column(f"{key} %", justify="right")
     for name, metrics in results.items():
+        table.add_row(name, *(f"{100 * float(metrics[k]):.2f}" for k in EvalResult.KEYS))
         std = metrics.get("std")
         if isinstance(std, Mapping):
-            name = f"{name} ({metrics['trials']} trials)"
-            cells = [
-                f"{100 * float(metrics[k]):.2f} ± {100 * float(std[k]):.2f}"
-                for k in EvalResult.KEYS
-            ]
-        else:
-            cells = [f"{100 * float(metrics[k]):.2f}" for k in EvalResult.KEYS]
-        table.add_row(name, *cells)
+            table.add_row(
+                f" ± std, {metrics['trials']} trials",
+                *(f"± {100 * float(std[k]):.2f}" for k in EvalResult.KEYS),
+                style="dim",
+            )
     return table
 
 

@@ -133,6 +133,22 @@ def check_creatable(key: str, folder: str | Path) -> None:
         raise InputError(f"{key}={folder}: {existing} is not writable; give a folder you can write")
 
 
+def only_failed_leftovers(folder: Path) -> bool:
+    """Whether `folder` holds only what a command that failed at start-up leaves (Hydra's
+    `.hydra/` and its log file): nothing of a run's results, so it may be used again."""
+    entries = [p for p in folder.iterdir() if p.name != ".hydra"]
+    return (folder / ".hydra").is_dir() and all(p.is_file() and p.suffix == ".log" for p in entries)
+
+
+def enclosing_run(folder: str | Path) -> Path | None:
+    """The nearest folder above `folder` that is a run's own (it holds `.hydra/` or a run lock),
+    or None. A sweep folder (multirun.yaml) holds job folders and does not count."""
+    for parent in Path(folder).absolute().parents:
+        if (parent / ".hydra").is_dir() or (parent / LOCK_NAME).exists():
+            return parent
+    return None
+
+
 def refuse_taken_folder(key: str, folder: str | Path, resume_from: str | None = None) -> None:
     """One-line error if `folder` holds a run (or is not a folder): a command never writes into
     another run's folder. A resume from a checkpoint inside a folder no live run holds may
@@ -140,8 +156,14 @@ def refuse_taken_folder(key: str, folder: str | Path, resume_from: str | None = 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{key}={folder}: is a file; expected a folder for the run's outputs")
+    holder = enclosing_run(folder)
+    if holder is not None:
+        raise InputError(
+            f"{key}={folder}: is inside the run folder {holder}; a command never writes into "
+            "another run's folder: give a folder outside it"
+        )
     markers = run_markers(folder)
-    if not markers:
+    if not markers or only_failed_leftovers(folder):
         return
     owner = live_owner(folder)
     if owner is None and resume_from and "://" not in resume_from:
