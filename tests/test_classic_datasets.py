@@ -164,7 +164,7 @@ def test_prid2011_shared_person_in_one_camera_is_an_error(tmp_path):
 GRID_PARTITIONS = [[1, 2, 3, 4], [5, 6, 7, 8], [1, 3, 5, 7]] + [[2, 4, 6, 8]] * 7
 
 
-def make_grid(root: Path, struct: bool = False) -> Path:
+def make_grid(root: Path, struct: bool = False, partitions=None) -> Path:
     base = root / "grid" / "underground_reid"
     touch(base / "probe", [f"{p:04d}_{p % 8 + 1}_2500{p}_10_32_130.jpeg" for p in range(1, 9)])
     touch(
@@ -173,11 +173,21 @@ def make_grid(root: Path, struct: bool = False) -> Path:
         + [f"0000_{c}_2700{c}_12_32_130.jpeg" for c in range(1, 6)],
     )
     cells = np.empty((1, 10), dtype=object)
-    for i, part in enumerate(GRID_PARTITIONS):  # MATLAB doubles, as the official file holds
+    for i, part in enumerate(partitions or GRID_PARTITIONS):  # MATLAB doubles, as the file has
         idx = np.array([part], dtype=float)
         cells[0, i] = {"a": np.zeros(1), "b": np.zeros(1), "idx": idx} if struct else idx
     scipy.io.savemat(base / "features_and_partitions.mat", {"trainIdxAll": cells})
     return base
+
+
+@pytest.mark.parametrize(
+    ("first", "message"),
+    [([1, 2, 2, 4], "person 2 is listed twice"), ([1, 2, 3], "names 3 people, expected 4")],
+)
+def test_grid_partitions_with_repeated_or_too_few_people_are_refused(tmp_path, first, message):
+    make_grid(tmp_path, partitions=[first, *GRID_PARTITIONS[1:]])
+    with pytest.raises(InputError, match=message):
+        GRID(tmp_path, split=0).load()
 
 
 def grid_person(path: str) -> int:
@@ -518,10 +528,11 @@ def test_grid_random_is_named_so_in_the_test_sets(tmp_path):
         "official": GRID(tmp_path),
         "mine-random": GRID(tmp_path, split=1, partitions="random"),
     }
+    train = {"grid": sources["grid"]}
     dm = ReIDDataModule(
-        sources, sources, {"p": 2, "k": 2}, {}, {"num_workers": 0}, seed=0, verify_images=False,
+        train, sources, {"p": 2, "k": 2}, {}, {"num_workers": 0}, seed=0, verify_images=False,
         test_on_trained_ids=True,  # trains on other partitions of the tested sets (the trial rule)
     )  # fmt: skip
     dm.setup("fit")
     assert [t.name for t in dm.test_sets] == ["grid-random", "official", "mine-random"]
-    assert "grid-random" in dm.statistics() and dm.num_classes == 12
+    assert "grid-random" in dm.statistics() and dm.num_classes == 4

@@ -79,3 +79,17 @@ def test_the_transfer_study_tests_every_set_over_all_trials():
     swept = cfg.hydra.sweeper.params
     assert swept["+trick"] == "center_loss"
     assert set(swept["+leave_out"].split(",")) == {"all", "none", *PREDECESSOR}
+
+
+def test_a_leave_out_cell_needs_the_full_bot():
+    from reidtricks.errors import InputError
+    from reidtricks.training.settings import check_leave_out_stage
+
+    with pytest.raises(
+        InputError, match=r"cell=bot_no_warmup \(from \+leave_out\) on stage baseline"
+    ):
+        check_leave_out_stage(compose_train("experiment=demo", "+leave_out=warmup"))
+    check_leave_out_stage(
+        compose_train("experiment=demo", "+leave_out=warmup", "+trick=center_loss")
+    )
+    check_leave_out_stage(compose_train("experiment=demo", "+leave_out=all", "+trick=center_loss"))

@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hydra.utils import instantiate
 
 from helpers import compose_train
 from reidtricks.data.datamodule import ReIDDataModule
 from reidtricks.data.datasets import SyntheticReID
 from reidtricks.data.sampler import PKBatchSampler
+from reidtricks.errors import InputError
 from trial_data import ListSource, TrialSynthetic
 
 
@@ -95,12 +97,15 @@ def test_combineall_is_passed_per_source(tiny_data_dir):
     module = instantiate(cfg.data, _convert_="all")
     assert module.train_sources["all"].combineall is True
     assert module.train_sources["some"].combineall is False
+    with pytest.raises(InputError, match="share .* training images"):  # one set named 3 times
+        module.setup("fit")
+    module.train_sources = {"all": module.train_sources["all"]}
     module.setup("fit")
     tiny = SyntheticReID(tiny_data_dir, preset="tiny").load()
     alone = TrialSynthetic(tiny_data_dir).load()
     test_ids = len({pid for _, pid, _ in alone.query + alone.gallery})
-    assert module.num_classes == 3 * tiny.num_train_pids + test_ids
-    assert len(module.train_items) == 3 * len(tiny.train) + len(alone.query) + len(alone.gallery)
+    assert module.num_classes == tiny.num_train_pids + test_ids
+    assert len(module.train_items) == len(tiny.train) + len(alone.query) + len(alone.gallery)
 
 
 def test_dg_cuhk03_experiment_composes():

@@ -96,3 +96,14 @@ def test_extract_cli_exits_1_with_one_line(poisoned, tiny_data_dir, tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {path}: weight {first} has")
     assert not list((tmp_path / "logs").rglob("features.npz"))
+
+
+def test_resuming_it_is_refused_before_any_step(poisoned):
+    from reidtricks.training.run_safety import check_resume_fits
+
+    path, first = poisoned
+    net = new_net("resnet18", 12, last_stride=1, neck="bnneck")
+    module = torch.nn.Module()
+    module.net = net  # the state-dict keys of a ReIDModule holding this network
+    with pytest.raises(InputError, match=rf"^ckpt_path={path}: weight net.{first} has 1 non-finite"):
+        check_resume_fits(path, module, max_epochs=10)

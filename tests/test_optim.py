@@ -197,3 +197,20 @@ def test_adam_step_sizes_follow_the_bias_corrected_second_moment():
     sizes = adam_step_sizes(optimizer, [param])
     assert torch.allclose(sizes.double(), expected, rtol=1e-5)
     assert adam_step_sizes(optimizer, []).numel() == 0
+
+
+def test_the_adam_monitor_says_so_when_the_optimiser_is_not_adam(caplog):
+    import logging
+    from types import SimpleNamespace
+
+    from reidtricks.training.adam_monitor import AdamStepSizeMonitor
+
+    sgd = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    with caplog.at_level(logging.WARNING, logger="reidtricks"):
+        AdamStepSizeMonitor().on_train_start(SimpleNamespace(optimizers=[sgd]), None)
+    assert "the optimiser is SGD, not Adam: no adam/* step sizes will be logged" in caplog.text
+    caplog.clear()
+    adam = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    with caplog.at_level(logging.WARNING, logger="reidtricks"):
+        AdamStepSizeMonitor().on_train_start(SimpleNamespace(optimizers=[adam]), None)
+    assert caplog.text == ""

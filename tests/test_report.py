@@ -449,3 +449,25 @@ def test_one_model_per_split_pools_as_mean_and_std_over_the_splits(tmp_path):
                     {"viper": {"rank1": 0.5, "mAP": 0.2, "mINP": 0.1}})  # fmt: skip
     with pytest.raises(Exception, match="seed 0 with split viper=2 appears twice"):
         write_report(sweep)
+
+
+def test_a_metric_beyond_one_is_a_corrupt_job_not_a_percentage(tmp_path):
+    sweep = tmp_path / "edited"
+    make_job(sweep, 0, "baseline", 0, 0.8, 0.6)
+    job = make_job(sweep, 1, "baseline", 1, 0.8, 0.6)
+    payload = json.loads((job / "metrics.json").read_text())
+    payload["test_sets"]["market1501"]["mINP"] = 7.5  # hand-edited: a percentage, not a fraction
+    (job / "metrics.json").write_text(json.dumps(payload))
+    md = write_report(sweep).read_text()
+    assert "mINP=7.5, expected a fraction in [0, 1]" in md
+    rows = list(csv.DictReader((sweep / "report.csv").read_text().splitlines()))
+    assert rows[0]["seeds"] == "1" and "750" not in md
+
+
+def test_delta_from_a_row_whose_jobs_were_all_corrupt_says_so(tmp_path):
+    sweep = tmp_path / "corrupt_row"
+    make_job(sweep, 0, "baseline", 0, 0.8, 0.6)
+    bad = make_job(sweep, 1, "bnneck", 0, 0.8, 0.6)
+    (bad / "metrics.json").write_text("{not json")
+    with pytest.raises(Exception, match=r"no such row .*1 job\(s\) were left out .*, the first: .*"):
+        write_report(sweep, delta_from="bnneck")

@@ -66,3 +66,11 @@ def test_stats_json_one_source_and_several(tmp_path):
     assert table.splitlines()[0] == "viper" and "split 1 of 10" in table
     with pytest.raises(InputError, match=r"format='xml'"):
         stats("data=viper", f"paths.data_dir={tmp_path}", "format=xml")
+
+
+def test_two_keys_of_one_set_are_told_apart(tmp_path):
+    make_viper(tmp_path)
+    table = stats("data=viper", f"paths.data_dir={tmp_path}", "+dataset@data.test_sources.v2=viper",
+                  "data.test_sources.v2.split=2")  # fmt: skip
+    heads = [line for line in table.splitlines() if not line.startswith(" ")]
+    assert heads == ["viper", "v2 (viper)"]

@@ -167,3 +167,21 @@ def test_evaluate_scores_the_trained_split_and_refuses_leaking_trials(
         compose_evaluate(ckpt, tmp_path / "told", *data, "trials=all", "test_on_trained_ids=true")
     )
     assert told["test_sets"]["viper"]["trials"] == 10
+
+
+def test_the_same_set_twice_as_training_sources_is_refused(tmp_path):
+    root = fake_viper(tmp_path)
+    dm = ReIDDataModule(
+        train_sources={"viper": VIPeR(root, split=0), "again": VIPeR(root, split=1)},
+        test_sources={"viper": VIPeR(root, split=0)},
+        sampler={"p": 2, "k": 2}, transform={"height": 32, "width": 16},
+        loader={"num_workers": 0, "persistent_workers": False}, seed=0, verify_images=False,
+        test_on_trained_ids=True,
+    )  # fmt: skip
+    trained = [{person(p) for p, _, _ in VIPeR(root, split=s).load().train} for s in (0, 1)]
+    shared = 2 * len(trained[0] & trained[1])  # two images (cameras) per person
+    dm.prepare_data()
+    with pytest.raises(
+        InputError, match=rf"train_sources.again and data.train_sources.viper share {shared} "
+    ):
+        dm.setup("fit")

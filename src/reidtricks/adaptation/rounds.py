@@ -186,7 +186,7 @@ def _percent(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def test_summary(scores: Mapping[str, Mapping[str, Any]] | None) -> str:
+def scores_line(scores: Mapping[str, Mapping[str, Any]] | None) -> str:
     """`NAME R1 x% mAP y%` for every test set ('' without scores)."""
     if not scores:
         return ""
@@ -207,7 +207,7 @@ def round_line(record: Mapping[str, Any], rounds: int) -> str:
             f"purity {record['purity']:.3f} NMI {record['nmi']:.3f} ARI {record['ari']:.3f}"
         )
     if record.get("test_sets"):
-        parts.append(test_summary(record["test_sets"]))
+        parts.append(scores_line(record["test_sets"]))
     parts.append(f"{record['seconds']:.1f} s")
     return "; ".join(parts)
 
@@ -223,6 +223,8 @@ class Adaptation:
         report: Callable[[str], None] = print,
     ) -> None:
         self.net, self.setup, self.target, self.report = net, setup, target, report
+        if setup.channels_last:  # every pass in the source run's layout, not only training's
+            self.net.to(memory_format=torch.channels_last)
         self._trainers = 0
         self.device = self.trainer(logger=False).strategy.root_device
 
@@ -242,7 +244,7 @@ class Adaptation:
         """Every round; the direct-transfer test first where the target has a test split."""
         result = AdaptResult(direct=self.test())
         if result.direct is not None:
-            self.report(f"round 0 (direct transfer): {test_summary(result.direct)}")
+            self.report(f"round 0 (direct transfer): {scores_line(result.direct)}")
         for index in range(1, self.setup.settings.rounds + 1):
             record, labels = self.round(index)
             result.rounds.append(record)

@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from reidtricks.adaptation.checkpoint_info import stored_channels_last, stored_training
-from reidtricks.adaptation.rounds import Adaptation, AdaptResult, AdaptSetup, test_summary
+from reidtricks.adaptation.rounds import Adaptation, AdaptResult, AdaptSetup, scores_line
 from reidtricks.adaptation.settings import AdaptConfig
 from reidtricks.adaptation.target import Target, check_batch_fits, dataset_target, folder_target
 from reidtricks.cli.app import hydra_command, one_line_errors
@@ -170,8 +170,8 @@ def adapt(cfg: DictConfig) -> dict[str, Any]:
         }
         write_outputs(setup.output_dir, metrics, result, target)
     if result.direct:
-        print(f"direct transfer: {test_summary(result.direct)}")
-        print(f"adapted:         {test_summary(result.rounds[-1]['test_sets'])}")
+        print(f"direct transfer: {scores_line(result.direct)}")
+        print(f"adapted:         {scores_line(result.rounds[-1]['test_sets'])}")
     print(f"Adapted checkpoint: {result.checkpoint}")
     print(f"Run folder: {setup.output_dir}")
     return metrics

@@ -33,14 +33,23 @@ def split_counts(splits: ReIDSplits) -> dict[str, dict[str, int]]:
     return {**splits.counts(), "excluded": {"images": len(splits.excluded)}}
 
 
+def keyed_table(key: str, splits: ReIDSplits) -> str:
+    """The statistics table headed by the source's key, and its set's name where they differ."""
+    table = splits.statistics_table()
+    if key == splits.name:
+        return table
+    head, _, rest = table.partition("\n")
+    return f"{key} ({head})\n{rest}"
+
+
 def run_stats(cfg: DictConfig) -> str:
     """The text to print: the statistics tables, or one JSON object (per source name when the
     config has several sources)."""
     if cfg.format not in FORMATS:
         raise InputError(f"format={cfg.format!r}: expected one of {FORMATS}")
     loaded = {name: instantiate(conf).load() for name, conf in data_sources(cfg).items()}
-    if cfg.format == "table":
-        return "\n".join(splits.statistics_table() for splits in loaded.values())
+    if cfg.format == "table":  # each table under its source's key (two keys may hold one set)
+        return "\n".join(keyed_table(name, splits) for name, splits in loaded.items())
     counts = {name: split_counts(splits) for name, splits in loaded.items()}
     return json.dumps(next(iter(counts.values())) if len(counts) == 1 else counts)
 

@@ -162,8 +162,10 @@ class ReIDDataModule(pl.LightningDataModule):
             )
 
     def check_training_sets(self) -> None:
-        """One-line error for a training source without training images (a test-only folder):
-        evaluation accepts it, training does not."""
+        """One-line error for a training source without training images (a test-only folder:
+        evaluation accepts it, training does not), or one sharing images with another source
+        (the same set twice would count each of its people as two identities)."""
+        owner: dict[str, str] = {}
         for name, source in self.train_sources.items():
             splits = self._load(source)
             if not splits.train:
@@ -171,6 +173,15 @@ class ReIDDataModule(pl.LightningDataModule):
                     f"data.train_sources.{name} ({splits.name}) has no training images: "
                     "train on a set with a training split, or use it in data.test_sources only"
                 )
+            keys = image_keys(splits.train)
+            shared = [owner[k] for k in keys if k in owner]
+            if shared:
+                raise InputError(
+                    f"data.train_sources.{name} and data.train_sources.{shared[0]} share "
+                    f"{len(shared)} training images: each person would count as two identities; "
+                    "name every set once"
+                )
+            owner.update(dict.fromkeys(keys, name))
 
     def check_trial_rule(self) -> None:
         """One-line error when a test set (any trial) holds a person trained on: another split of

@@ -78,6 +78,8 @@ def _metric_sets_problem(value: Any, key: str) -> str | None:
                 continue
             if isinstance(number, bool) or not isinstance(number, (int, float)):
                 return f"{key}.{test_set}.{metric}={number!r}, expected a number"
+            if math.isfinite(number) and not 0.0 <= number <= 1.0:  # non-finite: listed apart
+                return f"{key}.{test_set}.{metric}={number!r}, expected a fraction in [0, 1]"
     return None
 
 
@@ -444,7 +446,13 @@ def write_report(
         )
     if delta_from is not None and delta_from not in {row.name for row in rows}:
         names = ", ".join(row.name for row in rows)
-        raise InputError(f"--delta-from {delta_from}: no such row (rows: {names})")
+        unread = [*jobs.corrupt, *jobs.not_finite, *jobs.failed]
+        why = (
+            f"; {len(unread)} job(s) were left out as failed or corrupt, the first: {unread[0]}"
+            if unread
+            else ""
+        )
+        raise InputError(f"--delta-from {delta_from}: no such row (rows: {names}){why}")
     records = table_records(rows, delta_from)
     columns = list(dict.fromkeys(c for r in records for c in r))
     # Several test sets: the markdown keeps one readable column pair per set (all in the CSV).

@@ -3,12 +3,14 @@ warmup leaves in the second-moment estimate (docs/METHOD.md, trick 1, "Why warmu
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 
 QUANTILES = (0.1, 0.5, 0.9)
+log = logging.getLogger("reidtricks")
 
 
 def adam_step_sizes(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> torch.Tensor:
@@ -42,6 +44,16 @@ class AdamStepSizeMonitor(pl.Callback):
         ids = {id(p) for p in backbone}
         head = [p for p in module.net.parameters() if p.requires_grad and id(p) not in ids]
         return {"backbone": backbone, "head": head}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        optimizer = trainer.optimizers[0] if trainer.optimizers else None
+        if not isinstance(optimizer, torch.optim.Adam):
+            name = type(optimizer).__name__ if optimizer is not None else "none"
+            log.warning(
+                "callbacks=adam_monitor: the optimiser is %s, not Adam: no adam/* step sizes "
+                "will be logged (use it with optim=adam)",
+                name,
+            )
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any

@@ -258,6 +258,15 @@ def check_resume_fits(path: Path, module: torch.nn.Module, max_epochs: int | Non
                 f"{stored_shape} in the checkpoint of backbone {backbone}, {own_shape} here); "
                 "resume with the checkpoint's model and data (the same backbone and identities)"
             )
+    for key, value in theirs.items():  # a diverged run's weights would only give NaN again
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise InputError(
+                    f"ckpt_path={path}: weight {key} has {bad} non-finite value(s) (NaN or inf); "
+                    "a diverged checkpoint cannot be resumed: resume from an earlier one, or "
+                    "start again with a lower optim.lr"
+                )
     done = int(checkpoint.get("epoch", -1)) + 1
     if max_epochs is not None and max_epochs < done:
         raise InputError(

@@ -158,6 +158,21 @@ def model_settings(cfg: DictConfig) -> ModelConfig:
     return ModelConfig.from_mapping(plain(node))
 
 
+# The stages whose tricks a `+leave_out` cell (bot, bot_no_*) is defined against: the full BoT.
+FULL_BOT_STAGES = ("center_loss", "rerank")
+
+
+def check_leave_out_stage(cfg: DictConfig) -> None:
+    """A conf/leave_out cell (`bot`, `bot_no_X`) names the full BoT less one trick: refused on an
+    earlier stage, where its name would not say what was trained."""
+    cell, stage = str(cfg.get("cell")), str(cfg.get("stage"))
+    if (cell == "bot" or cell.startswith("bot_no_")) and stage not in FULL_BOT_STAGES:
+        raise InputError(
+            f"cell={cell} (from +leave_out) on stage {stage}: +leave_out removes a trick from "
+            "the full BoT; add +trick=center_loss (or name the cell yourself: cell=NAME)"
+        )
+
+
 def check_source_booleans(cfg: DictConfig) -> None:
     """Every true/false argument of every training and test dataset entry checked before the
     run folder (`combineall=no` is an error, never `bool("no") == True`)."""
@@ -179,6 +194,7 @@ def check_run_settings(cfg: DictConfig) -> dict[str, Any]:
     """Every setting of a training run, checked before any folder or file is written: the
     ReIDModule's (loss, optim, eval, eval_variants), then data and model."""
     require_int("seed", cfg.get("seed"))
+    check_leave_out_stage(cfg)
     check_source_booleans(cfg)
     module = typed_settings(cfg)
     return {"module": module, "data": data_settings(cfg), "model": model_settings(cfg)}

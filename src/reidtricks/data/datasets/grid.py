@@ -61,6 +61,11 @@ class GRID(DatasetParser):
             if len(partitions) != self.num_splits:
                 raise InputError(f"{mat}: {len(partitions)} partitions, expected {self.num_splits}")
             train_set = set(partitions[self.split])
+            if len(train_set) != len(people) // 2:  # the protocol: half the paired people
+                raise InputError(
+                    f"{mat}: partition {self.split + 1} names {len(train_set)} people, expected "
+                    f"{len(people) // 2} (half of the {len(people)} with a probe image)"
+                )
             unknown = sorted(train_set - set(people))
             if unknown:
                 raise InputError(

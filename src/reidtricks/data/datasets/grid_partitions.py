@@ -28,7 +28,13 @@ def _indices(cell: np.ndarray, where: str) -> list[int]:
     array = np.asarray(value)
     if array.dtype.kind not in "iuf" or array.size == 0:
         raise InputError(f"{where}: expected a numeric array of person indices")
-    return sorted(int(v) for v in array.reshape(-1))
+    indices = [int(v) for v in array.reshape(-1)]
+    repeated = sorted({v for v in indices if indices.count(v) > 1})
+    if repeated:
+        raise InputError(
+            f"{where}: person {repeated[0]} is listed twice; expected distinct indices"
+        )
+    return sorted(indices)
 
 
 def read_partitions(path: Path) -> list[list[int]]:
