@@ -125,6 +125,9 @@ def test_settings_are_exactly_the_composed_yaml():
         ("loss.triplet_margin=-1", r"loss.triplet_margin=-1: expected a number >= 0"),
         ("loss.triplet_soft_margin=1", r"loss.triplet_soft_margin=1: expected true or false"),
         ("optim.lr=0", r"optim.lr=0: expected > 0"),
+        ("optim.bias_lr_factor=0", r"optim.bias_lr_factor=0: expected > 0"),  # as the LR itself
+        ("optim.gamma=0", r"optim.gamma=0: expected > 0"),
+        ("optim.lr=inf", r"optim.lr=inf: expected a finite number > 0"),
         ("optim.milestones=[7,4]", r"optim.milestones=\[7, 4\]: expected increasing epochs"),
         ("optim.warmup_epochs=2.5", r"optim.warmup_epochs=2.5: expected an integer >= 0"),
         ("optim.optimizer=adam", r"optim.optimizer='adam': expected a mapping with _target_"),

@@ -80,7 +80,7 @@ class OptimConfig:
             )
         require_positive("optim.lr", self.lr)
         require_number("optim.weight_decay", self.weight_decay, low=0.0)
-        require_number("optim.bias_lr_factor", self.bias_lr_factor, low=0.0)
+        require_positive("optim.bias_lr_factor", self.bias_lr_factor)  # 0 freezes the biases
         require_positive("optim.classifier_lr_factor", self.classifier_lr_factor)
         # Every parameter group's LR (base x bias factor x classifier factor) finite at start-up.
         group_lrs = [self.lr * b * c for b in (1.0, self.bias_lr_factor)
@@ -99,7 +99,7 @@ class OptimConfig:
         if epochs != sorted(epochs):
             raise InputError(f"optim.milestones={epochs}: expected increasing epochs")
         object.__setattr__(self, "milestones", tuple(epochs))
-        require_number("optim.gamma", self.gamma, low=0.0)
+        require_positive("optim.gamma", self.gamma)  # 0 stops learning at the first milestone
         require_bool("optim.warmup", self.warmup)
         require_int("optim.warmup_epochs", self.warmup_epochs, minimum=0)
         factor = require_number("optim.warmup_start_factor", self.warmup_start_factor, 0.0, 1.0)
