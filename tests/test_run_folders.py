@@ -94,10 +94,11 @@ def test_a_sweep_into_an_existing_sweep_folder_is_refused(tmp_path):
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     (sweep / "multirun.yaml").write_text("old: sweep\n")
+    (sweep / "0_job" / ".hydra").mkdir(parents=True)  # a sweep that ran a job
     proc = run_command("train", "-m", f"hydra.sweep.dir={sweep}", "seed=0,1")
     assert_one_line(proc, f"hydra.sweep.dir={sweep}: holds another run (multirun.yaml)")
     assert (sweep / "multirun.yaml").read_text() == "old: sweep\n"
-    assert [p.name for p in sweep.iterdir()] == ["multirun.yaml"]
+    assert sorted(p.name for p in sweep.iterdir()) == ["0_job", "multirun.yaml"]
 
 
 @pytest.mark.slow  # processes of their own (the commands as a user starts them)
@@ -159,3 +160,7 @@ def test_a_failed_commands_leftovers_do_not_hold_the_folder(tmp_path):
     sweep_job.mkdir(parents=True)
     (tmp_path / "sweep" / "multirun.yaml").write_text("{}")
     refuse_taken_folder("hydra.run.dir", sweep_job)  # a sweep folder holds jobs, not one run
+    empty_sweep = tmp_path / "no_job_ran"
+    empty_sweep.mkdir()
+    (empty_sweep / "multirun.yaml").write_text("{}")  # a sweep whose configs failed to compose
+    refuse_taken_folder("hydra.sweep.dir", empty_sweep)

@@ -203,9 +203,9 @@ def test_training_and_evaluate_report_every_trial(tiny_data_dir, tmp_path, capsy
         assert got["std"][key] == pytest.approx(statistics.stdev(values))
     assert "trials" not in written["test_sets"]["synthetic"]
     printed = capsys.readouterr().out.splitlines()
-    trio = next(i for i, line in enumerate(printed) if "trio" in line.split())
-    assert f" {100 * got['mAP']:.2f} " in printed[trio] and "std, 3 trials" in printed[trio + 1]
-    assert f"± {100 * got['std']['mAP']:.2f} " in printed[trio + 1]
+    row = next(i for i, line in enumerate(printed) if "trio" in line.split())
+    assert f" {100 * got['mAP']:.2f} " in printed[row] and "std, 3 trials" in printed[row + 1]
+    assert f"± {100 * got['std']['mAP']:.2f} " in printed[row + 1]
 
     data = ["data=synthetic", "data.train_sources.synthetic.preset=tiny",
             "data.loader.num_workers=0", "data.loader.persistent_workers=false",

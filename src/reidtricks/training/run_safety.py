@@ -134,10 +134,11 @@ def check_creatable(key: str, folder: str | Path) -> None:
 
 
 def only_failed_leftovers(folder: Path) -> bool:
-    """Whether `folder` holds only what a command that failed at start-up leaves (Hydra's
-    `.hydra/` and its log file): nothing of a run's results, so it may be used again."""
-    entries = [p for p in folder.iterdir() if p.name != ".hydra"]
-    return (folder / ".hydra").is_dir() and all(p.is_file() and p.suffix == ".log" for p in entries)
+    """Whether `folder` holds only what a command or sweep that failed at start-up leaves
+    (Hydra's `.hydra/` or `multirun.yaml`, and a log file): no results, so it may be used again."""
+    entries = [p for p in folder.iterdir() if p.name not in (".hydra", "multirun.yaml")]
+    started = (folder / ".hydra").is_dir() or (folder / "multirun.yaml").is_file()
+    return started and all(p.is_file() and p.suffix == ".log" for p in entries)
 
 
 def enclosing_run(folder: str | Path) -> Path | None:
