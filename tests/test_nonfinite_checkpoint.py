@@ -105,5 +105,7 @@ def test_resuming_it_is_refused_before_any_step(poisoned):
     net = new_net("resnet18", 12, last_stride=1, neck="bnneck")
     module = torch.nn.Module()
     module.net = net  # the state-dict keys of a ReIDModule holding this network
-    with pytest.raises(InputError, match=rf"^ckpt_path={path}: weight net.{first} has 1 non-finite"):
+    with pytest.raises(
+        InputError, match=rf"^ckpt_path={path}: weight net.{first} has 1 non-finite"
+    ):
         check_resume_fits(path, module, max_epochs=10)

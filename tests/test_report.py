@@ -469,5 +469,7 @@ def test_delta_from_a_row_whose_jobs_were_all_corrupt_says_so(tmp_path):
     make_job(sweep, 0, "baseline", 0, 0.8, 0.6)
     bad = make_job(sweep, 1, "bnneck", 0, 0.8, 0.6)
     (bad / "metrics.json").write_text("{not json")
-    with pytest.raises(Exception, match=r"no such row .*1 job\(s\) were left out .*, the first: .*"):
+    with pytest.raises(
+        Exception, match=r"no such row .*1 job\(s\) were left out .*, the first: .*"
+    ):
         write_report(sweep, delta_from="bnneck")

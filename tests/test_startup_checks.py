@@ -19,7 +19,10 @@ from reidtricks.training.settings import check_run_settings
 
 REPO = Path(__file__).resolve().parents[1]
 BAD = [
-    ("+data.sampler.pp=8", "data.sampler.pp: unknown setting; expected one of ['p', 'k', 'source_balance']"),
+    (
+        "+data.sampler.pp=8",
+        "data.sampler.pp: unknown setting; expected one of ['p', 'k', 'source_balance']",
+    ),
     ("+data.loader.num_worker=3", "data.loader.num_worker: unknown setting; expected one of"),
     ("+data.transform.heigth=64", "data.transform.heigth: unknown setting; expected one of"),
     ("+model.backbon=x", "model.backbon: unknown setting; expected one of ['backbone'"),

@@ -19,7 +19,6 @@ from reidtricks.evaluation.settings import EvalConfig
 from reidtricks.models.settings import ModelConfig
 from reidtricks.validate import require_bool, require_int, require_number, require_positive
 
-
 FLOAT32_MAX = 3.4028234663852886e38  # beyond it an LR (and the step it scales) is inf in float32
 
 
