@@ -185,3 +185,22 @@ def test_the_same_set_twice_as_training_sources_is_refused(tmp_path):
         InputError, match=rf"train_sources.again and data.train_sources.viper share {shared} "
     ):
         dm.setup("fit")
+
+
+def test_check_resume_fits_refuses_another_split(trained_ckpt):
+    """The resume path of `train`: the checkpoint is read once, its training sets compared there."""
+    from reidtricks.inference.checkpoint import build_net_from_checkpoint, load_checkpoint
+    from reidtricks.training.run_safety import check_resume_fits
+
+    raw = load_checkpoint(trained_ckpt)
+    module = torch.nn.Module()
+    module.net = build_net_from_checkpoint(raw, str(trained_ckpt))
+    module.center_loss = torch.nn.Module()  # the full BoT's centers, as the stored state holds
+    for key, value in raw["state_dict"].items():
+        if key.startswith("center_loss."):
+            module.center_loss.register_parameter(key.split(".", 1)[1], torch.nn.Parameter(value))
+    sources = raw["reidtricks"]["config"]["data"]["train_sources"]
+    check_resume_fits(trained_ckpt, module, 10, sources)
+    other = {name: {**spec, "seed": 7} for name, spec in sources.items()}
+    with pytest.raises(InputError, match="same training sets and splits"):
+        check_resume_fits(trained_ckpt, module, 10, other)

@@ -19,10 +19,8 @@ from pytorch_lightning.utilities import rank_zero_only
 from reidtricks import __version__
 from reidtricks.cli.app import hydra_command, one_line_errors
 from reidtricks.cli.sweep import job_errors
-from reidtricks.data.trained_ids import check_same_training_data
 from reidtricks.errors import InputError
 from reidtricks.evaluation.metrics import EvalResult
-from reidtricks.inference.checkpoint import load_checkpoint
 from reidtricks.reports.plots import plot_training_curves
 from reidtricks.reports.tables import print_results_table
 from reidtricks.training.ddp import isolated_ddp_job, patch_lightning_ddp_launcher
@@ -132,12 +130,11 @@ def _train(cfg: DictConfig, checked: dict[str, Any]) -> dict[str, Any]:
         plugins=[AtomicCheckpointIO()],
     )
     if resume_path is not None:
-        check_resume_fits(resume_path, module, cfg.trainer.get("max_epochs"))
-        stored = load_checkpoint(resume_path)["reidtricks"].get("config") or {}
-        check_same_training_data(
-            (stored.get("data") or {}).get("train_sources"),
+        check_resume_fits(
+            resume_path,
+            module,
+            cfg.trainer.get("max_epochs"),
             OmegaConf.to_container(cfg.data.train_sources, resolve=True),
-            str(resume_path),
         )
         if trainer.is_global_zero:
             link_resumed_run(output_dir, resume_path)

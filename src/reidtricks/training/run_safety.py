@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import torch
 from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from reidtricks.data.trained_ids import check_same_training_data
 from reidtricks.errors import InputError, UnwritableOutputError, error_summary
 from reidtricks.inference.checkpoint import load_checkpoint
 
@@ -243,11 +244,20 @@ def _shape(value: Any) -> str:
     return f"shape {list(value.shape)}" if isinstance(value, torch.Tensor) else "missing"
 
 
-def check_resume_fits(path: Path, module: torch.nn.Module, max_epochs: int | None) -> None:
+def check_resume_fits(
+    path: Path,
+    module: torch.nn.Module,
+    max_epochs: int | None,
+    train_sources: Mapping[str, Any] | None = None,
+) -> None:
     """One-line error when the checkpoint cannot continue into this run: its weights do not fit
-    the network (another backbone or class count), or max_epochs is below its finished epochs."""
+    the network (another backbone or class count), they are not finite, max_epochs is below its
+    finished epochs, or (given this run's `train_sources`) it trained on other sets or splits."""
     checkpoint = load_checkpoint(path)
     stored = checkpoint["reidtricks"].get("config")
+    if train_sources is not None:
+        stored_data = stored.get("data") if isinstance(stored, dict) else None
+        check_same_training_data((stored_data or {}).get("train_sources"), train_sources, str(path))
     model = stored.get("model", {}) if isinstance(stored, dict) else {}
     backbone = model.get("backbone", "?") if isinstance(model, dict) else "?"
     theirs, ours = checkpoint["state_dict"], module.state_dict()
