@@ -141,6 +141,7 @@ class ReIDDataModule(pl.LightningDataModule):
             return
         if stage == "fit":
             self.check_training_sets()
+            self.check_sources_apart()
         train_splits = [self._load(s) for s in self.train_sources.values()]
         self.train_items, self.num_classes = merge_train_splits(train_splits)
         # merge_train_splits keeps the sources' order: for the sampler's per-source balance
@@ -162,10 +163,8 @@ class ReIDDataModule(pl.LightningDataModule):
             )
 
     def check_training_sets(self) -> None:
-        """One-line error for a training source without training images (a test-only folder:
-        evaluation accepts it, training does not), or one sharing images with another source
-        (the same set twice would count each of its people as two identities)."""
-        owner: dict[str, str] = {}
+        """One-line error for a training source without training images (a test-only folder):
+        evaluation accepts it, training does not."""
         for name, source in self.train_sources.items():
             splits = self._load(source)
             if not splits.train:
@@ -173,7 +172,13 @@ class ReIDDataModule(pl.LightningDataModule):
                     f"data.train_sources.{name} ({splits.name}) has no training images: "
                     "train on a set with a training split, or use it in data.test_sources only"
                 )
-            keys = image_keys(splits.train)
+
+    def check_sources_apart(self) -> None:
+        """One-line error for a training source sharing images with another (the same set twice
+        would count each of its people as two identities); once per fit, at set-up."""
+        owner: dict[str, str] = {}
+        for name, source in self.train_sources.items():
+            keys = image_keys(self._load(source).train)
             shared = [owner[k] for k in keys if k in owner]
             if shared:
                 raise InputError(
