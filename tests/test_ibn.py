@@ -70,6 +70,23 @@ def test_ibn_layer_is_instance_norm_on_the_first_half_and_batch_norm_on_the_rest
     torch.testing.assert_close(ibn(x), expected, atol=1e-10, rtol=0)
 
 
+def test_ibn_layer_keeps_a_channels_last_input_channels_last_with_the_same_values_and_grads():
+    """The layer normalises in NCHW for speed (scripts/bench_ibn.py): the caller's layout, the
+    values and the gradients must not depend on it."""
+    torch.manual_seed(0)
+    ibn = IBN.from_batch_norm(random_batch_norm(8)).double().train()
+    x = torch.randn(3, 8, 5, 4, dtype=torch.float64)
+    x_cl = x.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    x = x.requires_grad_(True)
+    out, out_cl = ibn(x), ibn(x_cl)
+    assert out.is_contiguous() and out_cl.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out_cl, out, atol=1e-12, rtol=0)
+    weights = torch.randn_like(out)
+    (out * weights).sum().backward()
+    (out_cl * weights).sum().backward()
+    torch.testing.assert_close(x_cl.grad, x.grad, atol=1e-12, rtol=0)
+
+
 def test_the_ibn_layer_carries_the_batch_norm_weights_and_statistics():
     bn = random_batch_norm(6)
     ibn = IBN.from_batch_norm(bn)
