@@ -1,0 +1,55 @@
+"""scripts/adapt_table.py on fabricated adapt runs: the per-round mAP, the change from direct
+transfer and the unfinished run, checked by hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "adapt_table.py"
+
+
+def make_run(folder: Path, direct: float, per_round: list[float], eps: float) -> None:
+    folder.mkdir(parents=True)
+    adapt = {"eps": eps, "k1": 20, "min_samples": 2, "lr": 1e-4, "epochs_per_round": 2}
+    scores = lambda m: {"viper": {"mAP": m, "rank1": m}}  # noqa: E731
+    rounds = [
+        {"round": i + 1, "purity": 0.8, "ari": 0.5, "test_sets": scores(m)}
+        for i, m in enumerate(per_round)
+    ]
+    payload = {
+        "target": {"name": "viper", "dataset": {"split": 3}},
+        "adapt": adapt,
+        "batch": {"p": 8, "k": 4},
+        "seed": 1,
+        "direct_transfer": scores(direct),
+        "rounds": rounds,
+    }
+    (folder / "metrics.json").write_text(json.dumps(payload))
+    (folder / "adapt.log").write_text("")
+
+
+def test_rows_hold_direct_transfer_each_round_and_the_change(tmp_path):
+    make_run(tmp_path / "runs" / "a", 0.200, [0.150, 0.2512], 0.4)
+    (tmp_path / "runs" / "failed").mkdir()
+    (tmp_path / "runs" / "failed" / "adapt.log").write_text("")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "runs")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[2] == (
+        "| a | viper split 3 | eps 0.4 k1 20 min_samples 2 lr 0.0001 epochs_per_round 2 | 8 | 1 "
+        "| 20.0 | 15.0 / 25.1 | +5.1 | 0.80 / 0.50 |"
+    )
+    assert lines[-1] == f"no metrics.json (failed or unfinished): {tmp_path / 'runs' / 'failed'}"
+
+
+def test_no_run_is_a_one_line_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith("error: no adapt run")
