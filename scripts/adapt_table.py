@@ -72,8 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     print("|" + "---|" * len(head))
     for f in files:
         print("| " + " | ".join(row(f)) + " |")
+    if unfinished:
+        print()
     for folder in unfinished:
-        print(f"\nno metrics.json (failed or unfinished): {folder}")
+        print(f"no metrics.json (failed or unfinished): {folder}")
 
 
 if __name__ == "__main__":
