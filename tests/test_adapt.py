@@ -205,7 +205,10 @@ def test_centroids_and_the_classifier_built_from_them():
     [
         ([NOISE] * 6, r"adapt\.eps=0\.6: round 2: .* left all 6 target images out .* raise adapt"),
         ([0, 0, 0, 0, NOISE, 0], r"adapt\.eps=0\.6: .* all 5 clustered images in one cluster"),
-        ([0, 0, 1, 1, 2, 2], r"found 3 clusters, fewer than the P=4 .* lower adapt\.p"),
+        (
+            [0, 0, 1, 1, 2, 2],
+            r"found 3 clusters, fewer than the P=4 .* lower adapt\.p, lower adapt\.min_samples",
+        ),
     ],
 )
 def test_too_few_clusters_is_one_line_naming_eps(labels, match):

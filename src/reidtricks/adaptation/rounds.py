@@ -161,8 +161,9 @@ def check_clusters(labels: np.ndarray, settings: AdaptConfig, p: int, round_inde
     if clusters < p:
         raise InputError(
             f"adapt.eps={eps}: {where} found {clusters} clusters, fewer than the P={p} "
-            f"identities of a batch ({len(labels) - kept} images left out); lower adapt.p, or "
-            "raise adapt.eps if most images were left out, lower it if clusters merged"
+            f"identities of a batch ({len(labels) - kept} images left out); lower adapt.p, "
+            "lower adapt.min_samples where people have few images each (e.g. 2), raise "
+            "adapt.eps if most images were left out, lower it if clusters merged"
         )
     return clusters
 
