@@ -25,7 +25,7 @@ from reidtricks.adaptation import (
     dbscan_labels,
     label_quality,
 )
-from reidtricks.adaptation.rounds import centroid_classifier, check_clusters
+from reidtricks.adaptation.rounds import centroid_classifier, check_clusters, training_labels
 from reidtricks.adaptation.settings import AdaptConfig
 from reidtricks.cli.app import config_dir
 from reidtricks.errors import InputError, MissingInputError
@@ -235,6 +235,32 @@ def adapt_cfg(ckpt: Path, out: Path, *extra: str):
     )  # fmt: skip
 
 
+def test_outliers_are_dropped_or_each_their_own_class_after_the_clusters():
+    labels = np.array([1, NOISE, 0, NOISE, 1, NOISE])
+    np.testing.assert_array_equal(training_labels(labels, 2, "drop"), labels)
+    np.testing.assert_array_equal(training_labels(labels, 2, "instance"), [1, 2, 0, 3, 1, 4])
+    assert (labels == [1, NOISE, 0, NOISE, 1, NOISE]).all()  # the round's labels are untouched
+
+
+def test_adapt_with_outliers_as_instances_trains_a_class_per_left_out_image(
+    trained_ckpt, tiny_data_dir, tmp_path
+):
+    from reidtricks.cli.adapt import adapt
+
+    out = tmp_path / "adapt"
+    metrics = adapt(adapt_cfg(trained_ckpt, out, "target=synthetic", "target.dataset.preset=tiny",
+                              f"paths.data_dir={tiny_data_dir}", "adapt.rounds=1",
+                              "adapt.epochs_per_round=1", "adapt.outliers=instance",
+                              *TINY_ADAPT[:2], "adapt.eps=0.3", "adapt.min_samples=3"))  # fmt: skip
+    (record,) = metrics["rounds"]
+    assert record["left_out"] > 0, "pick a stricter eps: the test needs images left out"
+    assert record["instance_classes"] == record["left_out"]
+    classes = load_checkpoint(Path(metrics["checkpoint"]))["reidtricks"]["model_args"][
+        "num_classes"
+    ]
+    assert classes == record["clusters"] + record["left_out"]
+
+
 def test_every_dataset_is_a_target():
     conf = Path(config_dir())
     targets = {p.stem for p in (conf / "target").glob("*.yaml")}
@@ -257,6 +283,7 @@ def test_every_dataset_is_a_target():
         ("adapt.rounds=0", r"adapt\.rounds=0: expected an integer >= 1"),
         ("adapt.p=0", r"adapt\.p=0: expected an integer >= 1"),
         ("adapt.lr=0", r"adapt\.lr=0: expected .*> 0"),
+        ("adapt.outliers=keep", r"adapt\.outliers='keep': expected one of \('drop', 'instance'\)"),
         ("+adapt.epochs=3", r"adapt\.epochs: unknown setting"),
         ("threads=0", r"threads=0: expected an integer >= 1"),
         ("+loader.workers=2", r"loader\.workers: unknown setting"),

@@ -55,7 +55,7 @@ def adapted_run_info(
     )
     return {
         "config": config,
-        "model_args": {**spec.net.args, "num_classes": int(num_classes)},  # the clusters
+        "model_args": {**spec.net.args, "num_classes": int(num_classes)},  # the round's classes
         "stage": spec.stage,
         "seed": int(seed),
         "reidtricks_version": __version__,

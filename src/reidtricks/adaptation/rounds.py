@@ -168,6 +168,18 @@ def check_clusters(labels: np.ndarray, settings: AdaptConfig, p: int, round_inde
     return clusters
 
 
+def training_labels(labels: np.ndarray, clusters: int, outliers: str) -> np.ndarray:
+    """The round's training classes: the clusters 0..clusters-1, and with outliers="instance"
+    each image DBSCAN left out as a class of its own (clusters, clusters+1, ... in image order);
+    with "drop" those images stay NOISE and out of the round."""
+    if outliers == "drop":
+        return labels
+    out = labels.copy()
+    noise = np.flatnonzero(labels == NOISE)
+    out[noise] = clusters + np.arange(len(noise))
+    return out
+
+
 def pseudo_label_loader(items: Sequence[ReIDItem], setup: AdaptSetup, seed: int) -> DataLoader:
     """P x K batches over the pseudo-identities with the checkpoint's training augmentation,
     every draw a function of (seed, epoch, index) as in training (data/sample_rng.py)."""
@@ -201,7 +213,8 @@ def round_line(record: Mapping[str, Any], rounds: int) -> str:
     quality and the test scores where the target has labels."""
     parts = [
         f"round {record['round']}/{rounds}: {record['clusters']} clusters, "
-        f"{record['kept']} of {record['images']} images kept ({record['left_out']} left out)"
+        f"{record['kept']} of {record['images']} images kept ({record['left_out']} left out"
+        + (", each its own class)" if record.get("instance_classes") else ")")
     ]
     if record.get("purity") is not None:
         parts.append(
@@ -269,9 +282,11 @@ class Adaptation:
         clusters = check_clusters(labels, settings, p, index)
         kept = int((labels != NOISE).sum())
         seconds["clustering"] = lap()
+        instances = len(labels) - kept if settings.outliers == "instance" else 0
+        also = ", each trained as its own class" if instances else ""
         self.report(
             f"round {index}/{settings.rounds}: {clusters} clusters of {kept} images, "
-            f"{len(labels) - kept} of {len(labels)} left out (in no cluster); training "
+            f"{len(labels) - kept} of {len(labels)} left out (in no cluster){also}; training "
             f"{settings.epochs_per_round} epoch(s)"
         )
         trainer = self.train(labels, head, clusters, index)
@@ -286,6 +301,7 @@ class Adaptation:
             "images": len(labels),
             "kept": kept,
             "left_out": len(labels) - kept,
+            "instance_classes": instances,
         }
         if self.target.pids is not None:  # measurement only: after the round's training
             record.update(label_quality(labels, np.asarray(self.target.pids)))
@@ -321,16 +337,18 @@ class Adaptation:
         """A classifier from the centroids, then adapt.epochs_per_round epochs on the clusters."""
         setup = self.setup
         old = self.net.classifier
+        labels = training_labels(labels, clusters, setup.settings.outliers)
+        classes = int(labels.max()) + 1
         layer = centroid_classifier(cluster_centroids(head, labels), bias=old.bias is not None)
         self.net.classifier = layer.to(old.weight.device)
         items = [(self.target.paths[i], int(labels[i]), 0) for i in np.flatnonzero(labels >= 0)]
         seed = round_seed(setup.seed, index)
         info = adapted_run_info(
             setup.source_info, setup.spec, self.target, setup.settings,
-            (setup.loss, setup.optim), clusters, index, setup.source_path, setup.seed,
+            (setup.loss, setup.optim), classes, index, setup.source_path, setup.seed,
         )  # fmt: skip
         module = ReIDModule(
-            self.net, clusters, loss=setup.loss, optim=setup.optim, eval=setup.spec.eval,
+            self.net, classes, loss=setup.loss, optim=setup.optim, eval=setup.spec.eval,
             channels_last=setup.channels_last, run_info=info,
         )  # fmt: skip
         trainer = self.trainer(

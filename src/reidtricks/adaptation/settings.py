@@ -9,7 +9,9 @@ from typing import Any
 
 from reidtricks.config import typed_config
 from reidtricks.errors import InputError
-from reidtricks.validate import require_int, require_number, require_positive
+from reidtricks.validate import require_choice, require_int, require_number, require_positive
+
+OUTLIER_MODES = ("drop", "instance")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ class AdaptConfig:
     weight_decay: float = 5.0e-4
     p: int | None = None  # identities per batch; None: the checkpoint's data.sampler.p
     k: int | None = None  # images per identity; None: the checkpoint's data.sampler.k
+    # Images DBSCAN leaves out: "drop" them from the round, or train on each as its own class
+    # ("instance", SpCL's un-clustered instances; docs/METHOD.md).
+    outliers: str = "drop"
 
     def __post_init__(self) -> None:
         for name in ("rounds", "epochs_per_round", "k1", "k2", "min_samples"):
@@ -39,6 +44,7 @@ class AdaptConfig:
             )
         require_positive("adapt.lr", self.lr)
         require_number("adapt.weight_decay", self.weight_decay, low=0.0)
+        require_choice("adapt.outliers", self.outliers, OUTLIER_MODES)
         for name in ("p", "k"):
             if getattr(self, name) is not None:
                 require_int(f"adapt.{name}", getattr(self, name), minimum=1)
