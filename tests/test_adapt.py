@@ -25,6 +25,7 @@ from reidtricks.adaptation import (
     dbscan_labels,
     label_quality,
 )
+from reidtricks.adaptation.memory import ClusterMemory, momentum_update
 from reidtricks.adaptation.rounds import centroid_classifier, check_clusters, training_labels
 from reidtricks.adaptation.settings import AdaptConfig
 from reidtricks.cli.app import config_dir
@@ -200,6 +201,45 @@ def test_centroids_and_the_classifier_built_from_them():
     assert centroid_classifier(centroids, bias=False).bias is None
 
 
+def test_momentum_update_matches_the_rule_written_out():
+    rng = np.random.default_rng(0)
+    memory = rng.normal(size=(4, 3))
+    memory /= np.linalg.norm(memory, axis=1, keepdims=True)
+    feats = rng.normal(size=(5, 3))
+    labels = [2, 0, 2, 2, 3]  # label 2 three times: each update sees the one before
+    expected = memory.copy()
+    for f, y in zip(feats, labels, strict=True):
+        row = 0.2 * expected[y] + 0.8 * f / np.sqrt((f**2).sum())
+        expected[y] = row / np.sqrt((row**2).sum())
+    got = momentum_update(torch.tensor(memory), torch.tensor(feats), torch.tensor(labels), 0.2)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+    np.testing.assert_array_equal(got.numpy()[1], memory[1])  # row 1 saw no feature
+
+
+def test_cluster_memory_scores_by_cosine_over_temperature_and_learns_nothing():
+    centroids = torch.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [1.0, 1.0, 0.0]])
+    memory = ClusterMemory(centroids, temperature=0.05, momentum=0.5)
+    assert not any(p.requires_grad for p in memory.parameters())
+    feats = torch.tensor([[1.0, 1.0, 0.0], [0.0, -2.0, 2.0]], requires_grad=True)
+    logits = memory(feats)
+    s = math.sqrt(0.5)
+    expected = torch.tensor([[s, s, 1.0], [0.0, -s, -0.5]]) / 0.05  # cosines written out
+    torch.testing.assert_close(logits, expected)
+    logits[:, 0].sum().backward()
+    assert feats.grad is not None and memory.weight.grad is None  # gradient to the features only
+    memory.update(torch.tensor([1, 1]))
+    row = 0.5 * torch.tensor([0.0, 1.0, 0.0]) + 0.5 * torch.tensor([s, s, 0.0])
+    row = row / row.norm()
+    row = 0.5 * row + 0.5 * torch.tensor([0.0, -s, s])
+    torch.testing.assert_close(memory.weight[1], row / row.norm())
+    torch.testing.assert_close(memory.weight[[0, 2]], torch.tensor([[1.0, 0, 0], [s, s, 0]]))
+    memory.eval()
+    memory(feats)  # eval passes leave nothing to update with
+    with pytest.raises(RuntimeError, match="2 labels for no training batch"):
+        memory.update(torch.tensor([0, 1]))
+    assert torch.equal(ClusterMemory(centroids, 0.05, 0.2, bias=True).bias, torch.zeros(3))
+
+
 @pytest.mark.parametrize(
     "labels, match",
     [
@@ -285,6 +325,9 @@ def test_every_dataset_is_a_target():
         ("adapt.lr=0", r"adapt\.lr=0: expected .*> 0"),
         ("adapt.outliers=keep", r"adapt\.outliers='keep': expected one of \('drop', 'instance'\)"),
         ("+adapt.epochs=3", r"adapt\.epochs: unknown setting"),
+        ("adapt.classifier=cosine", r"adapt\.classifier='cosine': expected one of \('linear', "),
+        ("adapt.memory_momentum=1", r"adapt\.memory_momentum=1: expected 0 <= momentum < 1"),
+        ("adapt.memory_temperature=0", r"adapt\.memory_temperature=0: expected .*> 0"),
         ("threads=0", r"threads=0: expected an integer >= 1"),
         ("+loader.workers=2", r"loader\.workers: unknown setting"),
     ],
@@ -469,3 +512,42 @@ def test_adapt_to_a_named_dataset_measures_every_round(trained_ckpt, tiny_data_d
     scores = evaluate_checkpoint(compose_evaluate(ckpt, tmp_path / "eval", "plot_queries=0"))
     assert scores["test_sets"]["synthetic"]["mAP"] == pytest.approx(record["mAP"], abs=1e-6)
     assert OmegaConf.create(config).adapt.round == 1
+
+
+@pytest.mark.slow
+def test_adapt_with_a_cluster_memory_moves_it_and_trains_without_smoothing(
+    trained_ckpt, tiny_data_dir, tmp_path, monkeypatch
+):
+    from reidtricks.cli.adapt import adapt
+    from reidtricks.cli.evaluate import evaluate_checkpoint
+
+    updates = []  # the batch sizes the memory took in, one per training step
+    original = ClusterMemory.update
+
+    def counted(self, labels):
+        updates.append(len(labels))
+        original(self, labels)
+
+    monkeypatch.setattr(ClusterMemory, "update", counted)
+    out = tmp_path / "adapt"
+    metrics = adapt(adapt_cfg(trained_ckpt, out, "target=synthetic", "target.dataset.preset=tiny",
+                              f"paths.data_dir={tiny_data_dir}", "adapt.rounds=1",
+                              "adapt.epochs_per_round=2", "adapt.classifier=memory",
+                              *TINY_ADAPT))  # fmt: skip
+    (record,) = metrics["rounds"]
+    raw = load_checkpoint(Path(metrics["checkpoint"]))
+    p, k = (raw["reidtricks"]["config"]["data"]["sampler"][key] for key in ("p", "k"))
+    assert len(updates) >= 2 and set(updates) == {p * k}  # every step of both epochs
+    memory = raw["state_dict"]["net.classifier.weight"]
+    assert memory.shape[0] == record["clusters"]
+    torch.testing.assert_close(memory.norm(dim=1), torch.ones(len(memory)))  # unit rows
+    config = raw["reidtricks"]["config"]
+    assert config["loss"]["label_smoothing"] == 0.0 and config["adapt"]["classifier"] == "memory"
+    source = load_checkpoint(trained_ckpt)["reidtricks"]["config"]["loss"]
+    changed = ("label_smoothing", "center_weight")  # center: left out by every adaptation
+    assert {k: v for k, v in config["loss"].items() if k not in changed} == {
+        k: v for k, v in source.items() if k not in changed
+    }
+    scores = evaluate_checkpoint(compose_evaluate(Path(metrics["checkpoint"]), tmp_path / "eval",
+                                                  "plot_queries=0"))  # fmt: skip
+    assert scores["test_sets"]["synthetic"]["mAP"] == pytest.approx(record["mAP"], abs=1e-6)

@@ -6,6 +6,7 @@ clustered images, then a checkpoint and, where the target has them, its measurem
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import shutil
@@ -31,6 +32,7 @@ from reidtricks.adaptation.clustering import (
     jaccard_distances,
     label_quality,
 )
+from reidtricks.adaptation.memory import ClusterMemory
 from reidtricks.adaptation.settings import AdaptConfig
 from reidtricks.adaptation.target import Target
 from reidtricks.data.image_dataset import ImageDataset
@@ -140,6 +142,26 @@ def centroid_classifier(centroids: Tensor, bias: bool) -> nn.Linear:
         if layer.bias is not None:
             layer.bias.zero_()
     return layer
+
+
+def round_classifier(centroids: Tensor, settings: AdaptConfig, bias: bool) -> nn.Linear:
+    """The round's classifier from its class centroids: adapt.classifier "linear" (learned) or
+    "memory" (a ClusterMemory, moved by momentum)."""
+    if settings.classifier == "memory":
+        return ClusterMemory(
+            centroids, settings.memory_temperature, settings.memory_momentum, bias=bias
+        )
+    return centroid_classifier(centroids, bias=bias)
+
+
+class MemoryUpdate(pl.Callback):
+    """After every training step, the ClusterMemory classifier takes in the batch's features."""
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int,
+    ) -> None:  # fmt: skip
+        pl_module.net.classifier.update(batch[1])
 
 
 def check_clusters(labels: np.ndarray, settings: AdaptConfig, p: int, round_index: int) -> int:
@@ -339,22 +361,26 @@ class Adaptation:
         old = self.net.classifier
         labels = training_labels(labels, clusters, setup.settings.outliers)
         classes = int(labels.max()) + 1
-        layer = centroid_classifier(cluster_centroids(head, labels), bias=old.bias is not None)
+        centroids = cluster_centroids(head, labels)
+        layer = round_classifier(centroids, setup.settings, bias=old.bias is not None)
         self.net.classifier = layer.to(old.weight.device)
+        memory = isinstance(layer, ClusterMemory)
         items = [(self.target.paths[i], int(labels[i]), 0) for i in np.flatnonzero(labels >= 0)]
         seed = round_seed(setup.seed, index)
+        # The memory's cosine softmax is Cluster Contrast's InfoNCE, without label smoothing.
+        loss = dataclasses.replace(setup.loss, label_smoothing=0.0) if memory else setup.loss
         info = adapted_run_info(
             setup.source_info, setup.spec, self.target, setup.settings,
-            (setup.loss, setup.optim), classes, index, setup.source_path, setup.seed,
+            (loss, setup.optim), classes, index, setup.source_path, setup.seed,
         )  # fmt: skip
         module = ReIDModule(
-            self.net, classes, loss=setup.loss, optim=setup.optim, eval=setup.spec.eval,
+            self.net, classes, loss=loss, optim=setup.optim, eval=setup.spec.eval,
             channels_last=setup.channels_last, run_info=info,
         )  # fmt: skip
         trainer = self.trainer(
             max_epochs=setup.settings.epochs_per_round,
             logger=False,
-            callbacks=[],
+            callbacks=[MemoryUpdate()] if memory else [],
             enable_checkpointing=False,
             enable_model_summary=False,
             plugins=[AtomicCheckpointIO()],

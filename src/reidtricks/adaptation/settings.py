@@ -12,6 +12,7 @@ from reidtricks.errors import InputError
 from reidtricks.validate import require_choice, require_int, require_number, require_positive
 
 OUTLIER_MODES = ("drop", "instance")
+CLASSIFIERS = ("linear", "memory")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,12 @@ class AdaptConfig:
     # Images DBSCAN leaves out: "drop" them from the round, or train on each as its own class
     # ("instance", SpCL's un-clustered instances; docs/METHOD.md).
     outliers: str = "drop"
+    # The pseudo-identities' classifier: a "linear" layer started at the centroids and learned,
+    # or a "memory" of the centroids moved by momentum and scored by cosine / temperature
+    # (Cluster Contrast, Dai et al. 2022; docs/METHOD.md).
+    classifier: str = "linear"
+    memory_temperature: float = 0.05
+    memory_momentum: float = 0.2  # share of the old row kept at each update
 
     def __post_init__(self) -> None:
         for name in ("rounds", "epochs_per_round", "k1", "k2", "min_samples"):
@@ -45,6 +52,14 @@ class AdaptConfig:
         require_positive("adapt.lr", self.lr)
         require_number("adapt.weight_decay", self.weight_decay, low=0.0)
         require_choice("adapt.outliers", self.outliers, OUTLIER_MODES)
+        require_choice("adapt.classifier", self.classifier, CLASSIFIERS)
+        require_positive("adapt.memory_temperature", self.memory_temperature)
+        momentum = require_number("adapt.memory_momentum", self.memory_momentum, 0.0, 1.0)
+        if momentum >= 1.0:
+            raise InputError(
+                f"adapt.memory_momentum={self.memory_momentum!r}: expected 0 <= momentum < 1 "
+                "(1 would never move the memory)"
+            )
         for name in ("p", "k"):
             if getattr(self, name) is not None:
                 require_int(f"adapt.{name}", getattr(self, name), minimum=1)
