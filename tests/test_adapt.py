@@ -21,6 +21,7 @@ from reidtricks.adaptation import (
     NOISE,
     SparseDistances,
     Target,
+    camera_spread,
     cluster_centroids,
     dbscan_labels,
     label_quality,
@@ -188,6 +189,38 @@ def test_label_quality_of_perfect_and_empty_clusterings():
         {"purity": 1.0, "nmi": 1.0, "ari": 1.0}
     )
     assert all(math.isnan(v) for v in label_quality([NOISE] * 6, true).values())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_camera_spread_matches_pair_counting_by_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n = 60
+    true = rng.integers(0, 8, n)
+    cams = rng.integers(0, 3, n)
+    pseudo = np.where(rng.random(n) < 0.2, NOISE, (true + rng.integers(0, 2, n)) % 9)
+    possible = together = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            if true[i] == true[j] and cams[i] != cams[j]:
+                possible += 1
+                together += pseudo[i] == pseudo[j] != NOISE
+    multi = sum(
+        len({cams[i] for i in range(n) if pseudo[i] == c}) > 1 for c in set(pseudo) - {NOISE}
+    )
+    got = camera_spread(pseudo, cams, true)
+    assert got["multi_camera_clusters"] == multi
+    assert got["cross_camera_together"] == pytest.approx(together / possible)
+    assert camera_spread(pseudo, cams) == {"multi_camera_clusters": multi}
+
+
+def test_camera_spread_of_camera_bound_and_of_perfect_clusters():
+    true, cams = [0, 0, 0, 1, 1, 1], [0, 0, 1, 0, 1, 1]
+    bound = camera_spread([0, 0, 1, 2, 3, 3], cams, true)  # one cluster per (person, camera)
+    assert bound == {"multi_camera_clusters": 0, "cross_camera_together": 0.0}
+    assert camera_spread(true, cams, true) == {
+        "multi_camera_clusters": 2, "cross_camera_together": 1.0,
+    }  # fmt: skip
+    assert math.isnan(camera_spread([0, 0], [1, 1], [5, 5])["cross_camera_together"])
 
 
 def test_centroids_and_the_classifier_built_from_them():
@@ -500,6 +533,8 @@ def test_adapt_to_a_named_dataset_measures_every_round(trained_ckpt, tiny_data_d
     (record,) = metrics["rounds"]
     assert set(metrics["direct_transfer"]) == {"synthetic"}
     assert 0 < record["purity"] <= 1 and -1 <= record["ari"] <= 1 and 0 <= record["nmi"] <= 1
+    assert 0 <= record["multi_camera_clusters"] <= record["clusters"]
+    assert 0 <= record["cross_camera_together"] <= 1
     assert 0 <= record["rank1"] <= 1 and record["mAP"] == record["test_sets"]["synthetic"]["mAP"]
     assert metrics["target"] | {"dataset": None} == {
         "kind": "dataset", "name": "synthetic", "num_images": 102, "dataset": None,

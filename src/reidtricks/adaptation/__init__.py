@@ -3,6 +3,7 @@
 from reidtricks.adaptation.clustering import (
     NOISE,
     SparseDistances,
+    camera_spread,
     cluster_centroids,
     dbscan_labels,
     jaccard_distances,
@@ -17,6 +18,7 @@ __all__ = [
     "AdaptConfig",
     "SparseDistances",
     "Target",
+    "camera_spread",
     "cluster_centroids",
     "dataset_target",
     "dbscan_labels",

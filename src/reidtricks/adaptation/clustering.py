@@ -1,6 +1,6 @@
 """Pseudo-identities from features: the k-reciprocal Jaccard distance (the re-ranking code's,
 evaluation/rerank.py), DBSCAN on it, cluster centroids, and how well the clusters match known
-identities (purity, NMI, ARI), as pure functions (docs/METHOD.md, "Adapting to unlabelled images")."""
+identities (purity, NMI, ARI) and how they lie across cameras, as pure functions (docs/METHOD.md, "Adapting to unlabelled images")."""
 
 from __future__ import annotations
 
@@ -110,3 +110,43 @@ def label_quality(
         "nmi": float(normalized_mutual_info_score(true[kept], pseudo[kept])),
         "ari": float(adjusted_rand_score(true[kept], pseudo[kept])),
     }
+
+
+def _cross_camera_pairs(groups: np.ndarray, cams: np.ndarray) -> int:
+    """Pairs of items in one group (equal `groups` value) from two different cameras:
+    per group (n^2 - sum over cameras of n_c^2) / 2."""
+    if len(groups) == 0:
+        return 0
+    _, group_index = np.unique(groups, return_inverse=True)
+    _, cam_index = np.unique(cams, return_inverse=True)
+    per_group = np.bincount(group_index)
+    per_group_cam = np.unique(group_index * (cam_index.max() + 1) + cam_index, return_counts=True)[
+        1
+    ]
+    return int(((per_group**2).sum() - (per_group_cam**2).sum()) // 2)
+
+
+def camera_spread(
+    pseudo: Sequence[int] | np.ndarray,
+    cams: Sequence[int] | np.ndarray,
+    true: Sequence[int] | np.ndarray | None = None,
+) -> dict[str, float]:
+    """How the clusters lie across cameras: `multi_camera_clusters`, the clusters holding images
+    of two or more cameras; with the true identities, `cross_camera_together`, the share of
+    same-person image pairs from two cameras that one cluster holds (NaN without such pairs).
+    Clusters bound to one camera teach the network to tell a person's two views apart."""
+    pseudo, cams = np.asarray(pseudo), np.asarray(cams)
+    if pseudo.shape != cams.shape:
+        raise ValueError(f"{pseudo.shape} pseudo-labels against {cams.shape} camera ids")
+    kept = pseudo != NOISE
+    multi = sum(len(np.unique(cams[pseudo == c])) > 1 for c in np.unique(pseudo[kept]))
+    out: dict[str, float] = {"multi_camera_clusters": int(multi)}
+    if true is not None:
+        true = np.asarray(true)
+        # Pairs are counted inside (identity, cluster) cells, from a cell id per item.
+        _, person = np.unique(true, return_inverse=True)
+        cell = person[kept] * (int(pseudo.max()) + 1) + pseudo[kept]
+        possible = _cross_camera_pairs(person, cams)
+        together = _cross_camera_pairs(cell, cams[kept])
+        out["cross_camera_together"] = together / possible if possible else float("nan")
+    return out

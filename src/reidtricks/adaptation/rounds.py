@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from reidtricks.adaptation.checkpoint_info import adapted_run_info
 from reidtricks.adaptation.clustering import (
     NOISE,
+    camera_spread,
     cluster_centroids,
     dbscan_labels,
     jaccard_distances,
@@ -242,6 +243,11 @@ def round_line(record: Mapping[str, Any], rounds: int) -> str:
         parts.append(
             f"purity {record['purity']:.3f} NMI {record['nmi']:.3f} ARI {record['ari']:.3f}"
         )
+    if record.get("multi_camera_clusters") is not None:
+        spread = f"{record['multi_camera_clusters']} clusters span 2+ cameras"
+        if record.get("cross_camera_together") is not None:
+            spread += f", {_percent(record['cross_camera_together'])} of cross-camera same-person pairs together"
+        parts.append(spread)
     if record.get("test_sets"):
         parts.append(scores_line(record["test_sets"]))
     parts.append(f"{record['seconds']:.1f} s")
@@ -325,8 +331,11 @@ class Adaptation:
             "left_out": len(labels) - kept,
             "instance_classes": instances,
         }
-        if self.target.pids is not None:  # measurement only: after the round's training
-            record.update(label_quality(labels, np.asarray(self.target.pids)))
+        pids = None if self.target.pids is None else np.asarray(self.target.pids)
+        if pids is not None:  # measurement only: after the round's training
+            record.update(label_quality(labels, pids))
+        if self.target.camids is not None:
+            record.update(camera_spread(labels, np.asarray(self.target.camids), pids))
         loss = trainer.callback_metrics.get("train/loss_total")
         record["train_loss"] = float(loss) if loss is not None else None
         if scores is not None:

@@ -21,11 +21,13 @@ from reidtricks.inference.files import list_image_files
 class Target:
     """The target images (sorted paths, the order every round uses). `pids` are for measuring
     the pseudo-labels only and never reach training; `test` scores each round; `spec` is the
-    dataset entry (plain values) that the adapted checkpoints name."""
+    dataset entry (plain values) that the adapted checkpoints name; `camids` measure how the
+    clusters lie across cameras and, like `pids`, never reach training."""
 
     name: str
     paths: tuple[str, ...]
     pids: tuple[int, ...] | None = None
+    camids: tuple[int, ...] | None = None  # a dataset's cameras: measurement only, as pids
     test: ReIDDataModule | None = None
     spec: Mapping[str, Any] | None = None
     train_items: tuple[ReIDItem, ...] = ()  # a dataset's training items (for the trial rule)
@@ -90,6 +92,7 @@ def dataset_target(
         name=name,
         paths=tuple(path for path, _, _ in ordered),
         pids=tuple(pid for _, pid, _ in ordered),
+        camids=tuple(camid for _, _, camid in ordered),
         test=test,
         spec=dict(spec),
         train_items=tuple(ordered),
