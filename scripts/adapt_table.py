@@ -1,5 +1,6 @@
 """One Markdown table of `adapt` runs: their settings, the target's test mAP before adapting
-(direct transfer) and after each round, and the last round's pseudo-label purity / ARI.
+(direct transfer) and after each round, and the last round's pseudo-label purity / ARI and
+share of cross-camera same-person pairs that one cluster holds.
 
     python scripts/adapt_table.py docs/runs/adapt_small [more folders or run folders ...]
 
@@ -42,21 +43,27 @@ def test_map(scores: dict[str, Any] | None, target: str) -> float | None:
 
 
 def row(metrics_json: Path) -> list[str]:
-    """One table row: run, target, settings, P, seed, direct, each round, last - direct, purity / ARI."""
+    """One table row: run, target, settings, P, seed, direct, each round, last - direct, purity /
+    ARI, cross-camera pairs together (runs before that measure: "-")."""
     m = json.loads(metrics_json.read_text())
     target = m["target"]["name"]
     split = (m["target"].get("dataset") or {}).get("split")
     settings = " ".join(f"{k} {m['adapt'][k]:g}" for k in SETTINGS)
+    for key, default in (("classifier", "linear"), ("outliers", "drop")):  # named where changed
+        if m["adapt"].get(key, default) != default:
+            settings += f" {key} {m['adapt'][key]}"
     direct = test_map(m.get("direct_transfer"), target)
     rounds = [test_map(r.get("test_sets"), target) for r in m["rounds"]]
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     last = m["rounds"][-1]
     delta = "-" if direct is None or rounds[-1] is None else f"{rounds[-1] - direct:+.1f}"
     quality = "-" if last.get("purity") is None else f"{last['purity']:.2f} / {last['ari']:.2f}"
+    together = last.get("cross_camera_together")
+    cross = "-" if together is None else f"{100 * together:.1f}%"
     name = metrics_json.parent.name
     where = target if split is None else f"{target} split {split}"
     return [name, where, settings, str(m["batch"]["p"]), str(m["seed"]), fmt(direct),
-            " / ".join(fmt(v) for v in rounds), delta, quality]  # fmt: skip
+            " / ".join(fmt(v) for v in rounds), delta, quality, cross]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     if not files:
         raise SystemExit(f"error: no adapt run (metrics.json with rounds) under {args.folders}")
     head = ["run", "target", "settings", "P", "seed", "direct mAP", "mAP per round",
-            "last - direct", "purity / ARI (last)"]  # fmt: skip
+            "last - direct", "purity / ARI (last)", "cross-camera pairs together (last)"]  # fmt: skip
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for f in files:

@@ -12,12 +12,15 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "adapt_table.py"
 
 
-def make_run(folder: Path, direct: float, per_round: list[float], eps: float) -> None:
+def make_run(
+    folder: Path, direct: float, per_round: list[float], eps: float, **more: object
+) -> None:
     folder.mkdir(parents=True)
-    adapt = {"eps": eps, "k1": 20, "min_samples": 2, "lr": 1e-4, "epochs_per_round": 2}
+    adapt = {"eps": eps, "k1": 20, "min_samples": 2, "lr": 1e-4, "epochs_per_round": 2, **more}
     scores = lambda m: {"viper": {"mAP": m, "rank1": m}}  # noqa: E731
     rounds = [
         {"round": i + 1, "purity": 0.8, "ari": 0.5, "test_sets": scores(m)}
+        | ({"cross_camera_together": 0.0125} if more else {})
         for i, m in enumerate(per_round)
     ]
     payload = {
@@ -34,6 +37,7 @@ def make_run(folder: Path, direct: float, per_round: list[float], eps: float) ->
 
 def test_rows_hold_direct_transfer_each_round_and_the_change(tmp_path):
     make_run(tmp_path / "runs" / "a", 0.200, [0.150, 0.2512], 0.4)
+    make_run(tmp_path / "runs" / "b", 0.200, [0.190], 0.3, classifier="memory", outliers="drop")
     (tmp_path / "runs" / "failed").mkdir()
     (tmp_path / "runs" / "failed" / "adapt.log").write_text("")
     result = subprocess.run(
@@ -43,7 +47,11 @@ def test_rows_hold_direct_transfer_each_round_and_the_change(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[2] == (
         "| a | viper split 3 | eps 0.4 k1 20 min_samples 2 lr 0.0001 epochs_per_round 2 | 8 | 1 "
-        "| 20.0 | 15.0 / 25.1 | +5.1 | 0.80 / 0.50 |"
+        "| 20.0 | 15.0 / 25.1 | +5.1 | 0.80 / 0.50 | - |"
+    )
+    assert lines[3] == (
+        "| b | viper split 3 | eps 0.3 k1 20 min_samples 2 lr 0.0001 epochs_per_round 2 "
+        "classifier memory | 8 | 1 | 20.0 | 19.0 | -1.0 | 0.80 / 0.50 | 1.2% |"
     )
     assert lines[-1] == f"no metrics.json (failed or unfinished): {tmp_path / 'runs' / 'failed'}"
 
