@@ -26,9 +26,20 @@ from reidtricks.adaptation import (
     dbscan_labels,
     label_quality,
 )
-from reidtricks.adaptation.memory import ClusterMemory, momentum_update
-from reidtricks.adaptation.rounds import centroid_classifier, check_clusters, training_labels
+from reidtricks.adaptation.memory import (
+    MASKED,
+    ClusterMemory,
+    momentum_update,
+    same_camera_logits,
+)
+from reidtricks.adaptation.rounds import (
+    centroid_classifier,
+    check_clusters,
+    class_cameras,
+    training_labels,
+)
 from reidtricks.adaptation.settings import AdaptConfig
+from reidtricks.adaptation.target import folder_cameras
 from reidtricks.cli.app import config_dir
 from reidtricks.errors import InputError, MissingInputError
 from reidtricks.evaluation.rerank import jaccard_distance_pairs
@@ -273,6 +284,44 @@ def test_cluster_memory_scores_by_cosine_over_temperature_and_learns_nothing():
     assert torch.equal(ClusterMemory(centroids, 0.05, 0.2, bias=True).bias, torch.zeros(3))
 
 
+def test_same_camera_logits_mask_other_cameras_but_the_own_cluster():
+    logits = torch.arange(8.0).reshape(2, 4)
+    rows = torch.tensor([0, 1, 0, 1])  # the cameras of the 4 clusters
+    # sample 0: camera 0, cluster 1 (a camera-1 cluster: kept as its own); sample 1: camera 1
+    got = same_camera_logits(logits, torch.tensor([1, 3]), torch.tensor([0, 1]), rows)
+    m = MASKED
+    torch.testing.assert_close(got, torch.tensor([[0.0, 1.0, 2.0, m], [m, 5.0, m, 7.0]]))
+    loss = torch.nn.functional.cross_entropy(got, torch.tensor([1, 3]))
+    # the softmax over the unmasked entries only, written out
+    expected = -(math.log(math.exp(1) / (1 + math.exp(1) + math.exp(2)))
+                 + math.log(math.exp(7) / (math.exp(5) + math.exp(7)))) / 2  # fmt: skip
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_camera_aware_memory_masks_training_logits_only():
+    centroids = torch.eye(3)
+    memory = ClusterMemory(centroids, 0.1, 0.2, row_cameras=torch.tensor([0, 0, 1]))
+    feats = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    with pytest.raises(RuntimeError, match="2 samples, none labels expected"):
+        memory(feats)
+    memory.expect(torch.tensor([0, 2]), torch.tensor([0, 1]))
+    torch.testing.assert_close(
+        memory(feats), torch.tensor([[10.0, 0.0, MASKED], [MASKED, MASKED, 10.0]])
+    )
+    memory.eval()
+    torch.testing.assert_close(memory(feats), torch.tensor([[10.0, 0, 0], [0, 0, 10.0]]))
+
+
+def test_class_cameras_and_folder_cameras():
+    labels = np.array([0, 0, 0, 1, 1, NOISE, 2, 2])
+    camids = [1, 1, 0, 2, 0, 2, 1, 0]  # class 2 ties: the lowest camera
+    assert class_cameras(labels, camids, 3).tolist() == [1, 0, 0]
+    root = Path("crops")
+    paths = [root / "camB" / "x.jpg", root / "a.jpg", root / "camA" / "d" / "y.jpg"]
+    assert folder_cameras(root, paths) == (2, 0, 1)  # "", camA, camB in name order
+    assert folder_cameras(root, [root / "camA" / "x.jpg", root / "camA" / "y.jpg"]) is None
+
+
 @pytest.mark.parametrize(
     "labels, match",
     [
@@ -361,6 +410,7 @@ def test_every_dataset_is_a_target():
         ("adapt.classifier=cosine", r"adapt\.classifier='cosine': expected one of \('linear', "),
         ("adapt.memory_momentum=1", r"adapt\.memory_momentum=1: expected 0 <= momentum < 1"),
         ("adapt.memory_temperature=0", r"adapt\.memory_temperature=0: expected .*> 0"),
+        ("adapt.camera_aware=true", r"adapt\.camera_aware=true needs adapt\.classifier=memory"),
         ("threads=0", r"threads=0: expected an integer >= 1"),
         ("+loader.workers=2", r"loader\.workers: unknown setting"),
     ],
@@ -430,6 +480,10 @@ def test_bad_targets_are_one_line(untrained_checkpoint, tiny_data_dir, tmp_path)
     no_cluster = r"adapt\.eps=0\.001: round 1: .*\(no cluster\); raise adapt\.eps"
     with pytest.raises(InputError, match=no_cluster):
         run(copied(images[:40], tmp_path / "spread"), "adapt.eps=0.001", "adapt.min_samples=30")
+    one_camera = r"adapt\.camera_aware=true: target flat has no camera ids; it needs .*sub-folder"
+    with pytest.raises(InputError, match=one_camera):  # no sub-folders: no cameras
+        run(copied(images[:40], tmp_path / "flat"), "adapt.classifier=memory",
+            "adapt.camera_aware=true")  # fmt: skip
 
 
 # -- target labels never reach training ------------------------------------------------------
@@ -550,8 +604,9 @@ def test_adapt_to_a_named_dataset_measures_every_round(trained_ckpt, tiny_data_d
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("camera_aware", ["false", "true"])
 def test_adapt_with_a_cluster_memory_moves_it_and_trains_without_smoothing(
-    trained_ckpt, tiny_data_dir, tmp_path, monkeypatch
+    camera_aware, trained_ckpt, tiny_data_dir, tmp_path, monkeypatch
 ):
     from reidtricks.cli.adapt import adapt
     from reidtricks.cli.evaluate import evaluate_checkpoint
@@ -568,8 +623,9 @@ def test_adapt_with_a_cluster_memory_moves_it_and_trains_without_smoothing(
     metrics = adapt(adapt_cfg(trained_ckpt, out, "target=synthetic", "target.dataset.preset=tiny",
                               f"paths.data_dir={tiny_data_dir}", "adapt.rounds=1",
                               "adapt.epochs_per_round=2", "adapt.classifier=memory",
-                              *TINY_ADAPT))  # fmt: skip
+                              f"adapt.camera_aware={camera_aware}", *TINY_ADAPT))  # fmt: skip
     (record,) = metrics["rounds"]
+    assert 0 <= record["cross_camera_together"] <= 1
     raw = load_checkpoint(Path(metrics["checkpoint"]))
     p, k = (raw["reidtricks"]["config"]["data"]["sampler"][key] for key in ("p", "k"))
     assert len(updates) >= 2 and set(updates) == {p * k}  # every step of both epochs

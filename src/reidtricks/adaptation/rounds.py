@@ -145,18 +145,38 @@ def centroid_classifier(centroids: Tensor, bias: bool) -> nn.Linear:
     return layer
 
 
-def round_classifier(centroids: Tensor, settings: AdaptConfig, bias: bool) -> nn.Linear:
+def class_cameras(labels: np.ndarray, camids: Sequence[int], classes: int) -> Tensor:
+    """Each class's camera: the most common one among its images (ties: the lowest id)."""
+    labels, camids = np.asarray(labels), np.asarray(camids)
+    out = np.zeros(classes, dtype=np.int64)
+    for c in range(classes):
+        out[c] = np.bincount(camids[labels == c]).argmax()
+    return torch.from_numpy(out)
+
+
+def round_classifier(
+    centroids: Tensor, settings: AdaptConfig, bias: bool, row_cameras: Tensor | None = None
+) -> nn.Linear:
     """The round's classifier from its class centroids: adapt.classifier "linear" (learned) or
-    "memory" (a ClusterMemory, moved by momentum)."""
+    "memory" (a ClusterMemory, moved by momentum; camera-aware with `row_cameras`)."""
     if settings.classifier == "memory":
         return ClusterMemory(
-            centroids, settings.memory_temperature, settings.memory_momentum, bias=bias
-        )
+            centroids, settings.memory_temperature, settings.memory_momentum, bias=bias,
+            row_cameras=row_cameras,
+        )  # fmt: skip
     return centroid_classifier(centroids, bias=bias)
 
 
 class MemoryUpdate(pl.Callback):
-    """After every training step, the ClusterMemory classifier takes in the batch's features."""
+    """Before every training step a camera-aware ClusterMemory learns the batch's labels and
+    cameras; after it, the memory takes in the batch's features."""
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        memory = pl_module.net.classifier
+        if memory.row_cameras is not None:
+            memory.expect(batch[1], batch[2])
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
@@ -265,6 +285,12 @@ class Adaptation:
         report: Callable[[str], None] = print,
     ) -> None:
         self.net, self.setup, self.target, self.report = net, setup, target, report
+        if setup.settings.camera_aware and len(set(target.camids or ())) < 2:
+            raise InputError(
+                f"adapt.camera_aware=true: target {target.name} has "
+                + ("one camera" if target.camids else "no camera ids")
+                + "; it needs images of 2+ cameras (target=folder: one sub-folder per camera)"
+            )
         if setup.channels_last:  # every pass in the source run's layout, not only training's
             self.net.to(memory_format=torch.channels_last)
         self._trainers = 0
@@ -371,10 +397,16 @@ class Adaptation:
         labels = training_labels(labels, clusters, setup.settings.outliers)
         classes = int(labels.max()) + 1
         centroids = cluster_centroids(head, labels)
-        layer = round_classifier(centroids, setup.settings, bias=old.bias is not None)
+        cameras = self.target.camids if setup.settings.camera_aware else None
+        rows = None if cameras is None else class_cameras(labels, cameras, classes)
+        layer = round_classifier(centroids, setup.settings, old.bias is not None, rows)
         self.net.classifier = layer.to(old.weight.device)
         memory = isinstance(layer, ClusterMemory)
-        items = [(self.target.paths[i], int(labels[i]), 0) for i in np.flatnonzero(labels >= 0)]
+        item_cameras = cameras if cameras is not None else (0,) * len(labels)  # 0: unused
+        items = [
+            (self.target.paths[i], int(labels[i]), int(item_cameras[i]))
+            for i in np.flatnonzero(labels >= 0)
+        ]
         seed = round_seed(setup.seed, index)
         # The memory's cosine softmax is Cluster Contrast's InfoNCE, without label smoothing.
         loss = dataclasses.replace(setup.loss, label_smoothing=0.0) if memory else setup.loss

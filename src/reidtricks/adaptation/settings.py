@@ -40,6 +40,9 @@ class AdaptConfig:
     classifier: str = "linear"
     memory_temperature: float = 0.05
     memory_momentum: float = 0.2  # share of the old row kept at each update
+    # With the memory: contrast each sample with its own camera's clusters only (CAP's intra-
+    # camera loss). The target's camera ids then reach training (never its identities).
+    camera_aware: bool = False
 
     def __post_init__(self) -> None:
         for name in ("rounds", "epochs_per_round", "k1", "k2", "min_samples"):
@@ -54,6 +57,13 @@ class AdaptConfig:
         require_choice("adapt.outliers", self.outliers, OUTLIER_MODES)
         require_choice("adapt.classifier", self.classifier, CLASSIFIERS)
         require_positive("adapt.memory_temperature", self.memory_temperature)
+        if not isinstance(self.camera_aware, bool):
+            raise InputError(f"adapt.camera_aware={self.camera_aware!r}: expected true or false")
+        if self.camera_aware and self.classifier != "memory":
+            raise InputError(
+                f"adapt.camera_aware=true needs adapt.classifier=memory (got "
+                f"{self.classifier!r}): only the memory's logits are masked by camera"
+            )
         momentum = require_number("adapt.memory_momentum", self.memory_momentum, 0.0, 1.0)
         if momentum >= 1.0:
             raise InputError(

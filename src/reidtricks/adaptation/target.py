@@ -4,7 +4,7 @@ identities are kept aside for measurement only (pseudo-label quality), with its 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,25 @@ def folder_target(images: str | os.PathLike, key: str = "target.images") -> Targ
     """Every image file under a folder (sub-folders searched, any file names), unlabelled."""
     paths = list_image_files(images, key)[0]  # one line for a missing or image-less folder
     name = Path(images).resolve().name or "folder"
-    return Target(name=name, paths=tuple(os.fspath(p) for p in paths), root=os.fspath(images))
+    return Target(
+        name=name,
+        paths=tuple(os.fspath(p) for p in paths),
+        camids=folder_cameras(images, paths),
+        root=os.fspath(images),
+    )
+
+
+def folder_cameras(root: str | os.PathLike, paths: Sequence[Path]) -> tuple[int, ...] | None:
+    """One camera per top-level sub-folder of `root` (numbered in name order; images directly
+    in `root` share one more), or None with fewer than two such groups."""
+    top = [
+        p.relative_to(root).parts[0] if len(p.relative_to(root).parts) > 1 else "" for p in paths
+    ]
+    names = sorted(set(top))
+    if len(names) < 2:
+        return None
+    index = {n: i for i, n in enumerate(names)}
+    return tuple(index[t] for t in top)
 
 
 def dataset_target(
