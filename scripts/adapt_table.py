@@ -49,7 +49,13 @@ def row(metrics_json: Path) -> list[str]:
     target = m["target"]["name"]
     split = (m["target"].get("dataset") or {}).get("split")
     settings = " ".join(f"{k} {m['adapt'][k]:g}" for k in SETTINGS)
-    for key, default in (("classifier", "linear"), ("outliers", "drop")):  # named where changed
+    changed = (
+        ("classifier", "linear"),
+        ("outliers", "drop"),
+        ("camera_aware", False),
+        ("adabn", False),
+    )
+    for key, default in changed:  # named where not the default
         if m["adapt"].get(key, default) != default:
             settings += f" {key} {m['adapt'][key]}"
     direct = test_map(m.get("direct_transfer"), target)

@@ -26,6 +26,7 @@ from reidtricks.adaptation import (
     dbscan_labels,
     label_quality,
 )
+from reidtricks.adaptation.batchnorm import reestimate_bn_statistics
 from reidtricks.adaptation.memory import (
     MASKED,
     ClusterMemory,
@@ -312,6 +313,49 @@ def test_camera_aware_memory_masks_training_logits_only():
     torch.testing.assert_close(memory(feats), torch.tensor([[10.0, 0, 0], [0, 0, 10.0]]))
 
 
+class ModeProbe(torch.nn.Module):
+    """Records whether it ran in training mode (stands for MixStyle / dropout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.modes: list[bool] = []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        return x
+
+
+def test_adabn_statistics_are_the_average_of_the_batch_statistics():
+    torch.manual_seed(0)
+    conv, probe = torch.nn.Conv2d(3, 4, 1), ModeProbe()
+    bn2, bn1 = torch.nn.BatchNorm2d(4), torch.nn.BatchNorm1d(4)
+    net = torch.nn.Sequential(conv, bn2, probe, torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), bn1)  # fmt: skip
+    net.train()
+    weights = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k}
+    batches = [torch.randn(n, 3, 5, 2) * 3 + 1 for n in (4, 7, 2)]
+    assert reestimate_bn_statistics(net, batches) == 13
+    means, variances, pooled_means, pooled_vars = [], [], [], []
+    with torch.no_grad():
+        for x in batches:  # the statistics written out from the layers' inputs
+            y = conv(x)
+            means.append(y.mean(dim=(0, 2, 3)))
+            variances.append(y.var(dim=(0, 2, 3), unbiased=True))
+            z = torch.nn.functional.batch_norm(y, None, None, bn2.weight, bn2.bias, training=True)
+            pooled = z.mean(dim=(2, 3))
+            pooled_means.append(pooled.mean(0))
+            pooled_vars.append(pooled.var(0, unbiased=True))
+    torch.testing.assert_close(bn2.running_mean, torch.stack(means).mean(0))
+    torch.testing.assert_close(bn2.running_var, torch.stack(variances).mean(0))
+    torch.testing.assert_close(bn1.running_mean, torch.stack(pooled_means).mean(0))
+    torch.testing.assert_close(bn1.running_var, torch.stack(pooled_vars).mean(0))
+    assert int(bn2.num_batches_tracked) == 3
+    assert probe.modes == [False, False, False]  # only the BatchNorm layers trained
+    assert net.training and probe.training and bn2.momentum == bn1.momentum == 0.1  # restored
+    after = {k: v for k, v in net.state_dict().items() if "running" not in k}
+    assert all(torch.equal(after[k], v) for k, v in weights.items() if "num_batches" not in k)
+
+
 def test_class_cameras_and_folder_cameras():
     labels = np.array([0, 0, 0, 1, 1, NOISE, 2, 2])
     camids = [1, 1, 0, 2, 0, 2, 1, 0]  # class 2 ties: the lowest camera
@@ -411,6 +455,7 @@ def test_every_dataset_is_a_target():
         ("adapt.memory_momentum=1", r"adapt\.memory_momentum=1: expected 0 <= momentum < 1"),
         ("adapt.memory_temperature=0", r"adapt\.memory_temperature=0: expected .*> 0"),
         ("adapt.camera_aware=true", r"adapt\.camera_aware=true needs adapt\.classifier=memory"),
+        ("adapt.adabn=1", r"adapt\.adabn=1: expected true or false"),
         ("threads=0", r"threads=0: expected an integer >= 1"),
         ("+loader.workers=2", r"loader\.workers: unknown setting"),
     ],
@@ -642,3 +687,22 @@ def test_adapt_with_a_cluster_memory_moves_it_and_trains_without_smoothing(
     scores = evaluate_checkpoint(compose_evaluate(Path(metrics["checkpoint"]), tmp_path / "eval",
                                                   "plot_queries=0"))  # fmt: skip
     assert scores["test_sets"]["synthetic"]["mAP"] == pytest.approx(record["mAP"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_adapt_with_adabn_scores_it_then_still_trains_every_weight(
+    trained_ckpt, tiny_data_dir, tmp_path
+):
+    from reidtricks.cli.adapt import adapt
+
+    out = tmp_path / "adapt"
+    metrics = adapt(adapt_cfg(trained_ckpt, out, "target=synthetic", "target.dataset.preset=tiny",
+                              f"paths.data_dir={tiny_data_dir}", "adapt.rounds=1",
+                              "adapt.epochs_per_round=1", "adapt.adabn=true", *TINY_ADAPT))  # fmt: skip
+    assert 0 <= metrics["adabn"]["synthetic"]["mAP"] <= 1
+    assert metrics["adabn"] != metrics["direct_transfer"]  # new statistics, new scores
+    source = load_checkpoint(trained_ckpt)["state_dict"]
+    adapted = load_checkpoint(Path(metrics["checkpoint"]))["state_dict"]
+    trained = [k for k, v in source.items() if v.is_floating_point() and "running" not in k
+               and "classifier" not in k]  # fmt: skip
+    assert trained and all(not torch.equal(source[k], adapted[k]) for k in trained[:5])

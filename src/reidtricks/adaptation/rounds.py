@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from reidtricks.adaptation.batchnorm import reestimate_bn_statistics
 from reidtricks.adaptation.checkpoint_info import adapted_run_info
 from reidtricks.adaptation.clustering import (
     NOISE,
@@ -95,6 +96,7 @@ class AdaptResult:
     rounds: list[dict[str, Any]] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
     direct: dict[str, dict[str, Any]] | None = None
+    adabn: dict[str, dict[str, Any]] | None = None  # after adapt.adabn, before round 1
 
     @property
     def checkpoint(self) -> str | None:
@@ -313,6 +315,11 @@ class Adaptation:
         result = AdaptResult(direct=self.test())
         if result.direct is not None:
             self.report(f"round 0 (direct transfer): {scores_line(result.direct)}")
+        if self.setup.settings.adabn:
+            seen = self.adabn()
+            result.adabn = self.test()
+            scores = f": {scores_line(result.adabn)}" if result.adabn else ""
+            self.report(f"round 0 + AdaBN (BatchNorm statistics of {seen} target images){scores}")
         for index in range(1, self.setup.settings.rounds + 1):
             record, labels = self.round(index)
             result.rounds.append(record)
@@ -389,6 +396,32 @@ class Adaptation:
         return target_features(
             extractor, self.target.paths, self.setup.loader.num_workers, self.setup.progress
         )
+
+    def adabn(self) -> int:
+        """Every BatchNorm's running statistics re-estimated on all target images (the test
+        transform, no mirror); the number of images."""
+        spec = self.setup.spec
+        trainable = [(p, p.requires_grad) for p in self.net.parameters()]
+        extractor = FeatureExtractor(  # wraps self.net itself, and freezes it: undone below
+            self.net, spec.input, feature=spec.eval.feature, flip=False, device=self.device,
+            batch_size=self.setup.loader.test_batch_size, spec=spec,
+        )  # fmt: skip
+        layout = torch.channels_last if self.setup.channels_last else torch.contiguous_format
+        batches = (
+            images.to(self.device).contiguous(memory_format=layout)
+            for _, images, _ in extractor.iter_file_batches(
+                self.target.paths,
+                num_workers=self.setup.loader.num_workers,
+                progress=self.setup.progress,
+                description=f"AdaBN over {len(self.target.paths)} target images",
+                bad_image_hint=BAD_TARGET_IMAGE,
+            )
+        )
+        try:
+            return reestimate_bn_statistics(self.net, batches)
+        finally:
+            for param, flag in trainable:
+                param.requires_grad_(flag)
 
     def train(self, labels: np.ndarray, head: Tensor, clusters: int, index: int) -> pl.Trainer:
         """A classifier from the centroids, then adapt.epochs_per_round epochs on the clusters."""

@@ -43,6 +43,9 @@ class AdaptConfig:
     # With the memory: contrast each sample with its own camera's clusters only (CAP's intra-
     # camera loss). The target's camera ids then reach training (never its identities).
     camera_aware: bool = False
+    # Before round 1: every BatchNorm's statistics re-estimated on all target images (AdaBN);
+    # scored as "round 0 + AdaBN" where the target has a test split.
+    adabn: bool = False
 
     def __post_init__(self) -> None:
         for name in ("rounds", "epochs_per_round", "k1", "k2", "min_samples"):
@@ -57,8 +60,9 @@ class AdaptConfig:
         require_choice("adapt.outliers", self.outliers, OUTLIER_MODES)
         require_choice("adapt.classifier", self.classifier, CLASSIFIERS)
         require_positive("adapt.memory_temperature", self.memory_temperature)
-        if not isinstance(self.camera_aware, bool):
-            raise InputError(f"adapt.camera_aware={self.camera_aware!r}: expected true or false")
+        for name in ("camera_aware", "adabn"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"adapt.{name}={getattr(self, name)!r}: expected true or false")
         if self.camera_aware and self.classifier != "memory":
             raise InputError(
                 f"adapt.camera_aware=true needs adapt.classifier=memory (got "

@@ -164,6 +164,7 @@ def adapt(cfg: DictConfig) -> dict[str, Any]:
             "batch": {"p": p, "k": k},
             "seed": int(cfg.seed),
             "direct_transfer": result.direct,
+            "adabn": result.adabn,
             "rounds": result.rounds,
             "checkpoint": result.checkpoint,
             "wall_time_s": round(time.time() - start, 1),
@@ -171,6 +172,8 @@ def adapt(cfg: DictConfig) -> dict[str, Any]:
         write_outputs(setup.output_dir, metrics, result, target)
     if result.direct:
         print(f"direct transfer: {scores_line(result.direct)}")
+        if result.adabn:
+            print(f"AdaBN:           {scores_line(result.adabn)}")
         print(f"adapted:         {scores_line(result.rounds[-1]['test_sets'])}")
     print(f"Adapted checkpoint: {result.checkpoint}")
     print(f"Run folder: {setup.output_dir}")
