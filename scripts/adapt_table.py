@@ -1,5 +1,5 @@
 """One Markdown table of `adapt` runs: their settings, the target's test mAP before adapting
-(direct transfer) and after each round, and the last round's pseudo-label purity / ARI and
+(direct transfer), after AdaBN where run, and after each round, and the last round's pseudo-label purity / ARI and
 share of cross-camera same-person pairs that one cluster holds.
 
     python scripts/adapt_table.py docs/runs/adapt_small [more folders or run folders ...]
@@ -43,7 +43,7 @@ def test_map(scores: dict[str, Any] | None, target: str) -> float | None:
 
 
 def row(metrics_json: Path) -> list[str]:
-    """One table row: run, target, settings, P, seed, direct, each round, last - direct, purity /
+    """One table row: run, target, settings, P, seed, direct, AdaBN, each round, last - direct, purity /
     ARI, cross-camera pairs together (runs before that measure: "-")."""
     m = json.loads(metrics_json.read_text())
     target = m["target"]["name"]
@@ -59,6 +59,7 @@ def row(metrics_json: Path) -> list[str]:
         if m["adapt"].get(key, default) != default:
             settings += f" {key} {m['adapt'][key]}"
     direct = test_map(m.get("direct_transfer"), target)
+    adabn = test_map(m.get("adabn"), target)  # adapt.adabn: before round 1
     rounds = [test_map(r.get("test_sets"), target) for r in m["rounds"]]
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     last = m["rounds"][-1]
@@ -68,7 +69,7 @@ def row(metrics_json: Path) -> list[str]:
     cross = "-" if together is None else f"{100 * together:.1f}%"
     name = metrics_json.parent.name
     where = target if split is None else f"{target} split {split}"
-    return [name, where, settings, str(m["batch"]["p"]), str(m["seed"]), fmt(direct),
+    return [name, where, settings, str(m["batch"]["p"]), str(m["seed"]), fmt(direct), fmt(adabn),
             " / ".join(fmt(v) for v in rounds), delta, quality, cross]  # fmt: skip
 
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     files, unfinished = run_files(args.folders)
     if not files:
         raise SystemExit(f"error: no adapt run (metrics.json with rounds) under {args.folders}")
-    head = ["run", "target", "settings", "P", "seed", "direct mAP", "mAP per round",
+    head = ["run", "target", "settings", "P", "seed", "direct mAP", "AdaBN mAP", "mAP per round",
             "last - direct", "purity / ARI (last)", "cross-camera pairs together (last)"]  # fmt: skip
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))

@@ -29,6 +29,7 @@ def make_run(
         "batch": {"p": 8, "k": 4},
         "seed": 1,
         "direct_transfer": scores(direct),
+        "adabn": scores(0.21) if more.get("adabn") else None,
         "rounds": rounds,
     }
     (folder / "metrics.json").write_text(json.dumps(payload))
@@ -37,7 +38,8 @@ def make_run(
 
 def test_rows_hold_direct_transfer_each_round_and_the_change(tmp_path):
     make_run(tmp_path / "runs" / "a", 0.200, [0.150, 0.2512], 0.4)
-    make_run(tmp_path / "runs" / "b", 0.200, [0.190], 0.3, classifier="memory", outliers="drop")
+    make_run(tmp_path / "runs" / "b", 0.200, [0.190], 0.3, classifier="memory", outliers="drop",
+             adabn=True)  # fmt: skip
     (tmp_path / "runs" / "failed").mkdir()
     (tmp_path / "runs" / "failed" / "adapt.log").write_text("")
     result = subprocess.run(
@@ -47,11 +49,11 @@ def test_rows_hold_direct_transfer_each_round_and_the_change(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[2] == (
         "| a | viper split 3 | eps 0.4 k1 20 min_samples 2 lr 0.0001 epochs_per_round 2 | 8 | 1 "
-        "| 20.0 | 15.0 / 25.1 | +5.1 | 0.80 / 0.50 | - |"
+        "| 20.0 | - | 15.0 / 25.1 | +5.1 | 0.80 / 0.50 | - |"
     )
     assert lines[3] == (
         "| b | viper split 3 | eps 0.3 k1 20 min_samples 2 lr 0.0001 epochs_per_round 2 "
-        "classifier memory | 8 | 1 | 20.0 | 19.0 | -1.0 | 0.80 / 0.50 | 1.2% |"
+        "classifier memory adabn True | 8 | 1 | 20.0 | 21.0 | 19.0 | -1.0 | 0.80 / 0.50 | 1.2% |"
     )
     assert lines[-1] == f"no metrics.json (failed or unfinished): {tmp_path / 'runs' / 'failed'}"
 
