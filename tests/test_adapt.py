@@ -235,6 +235,19 @@ def test_camera_spread_of_camera_bound_and_of_perfect_clusters():
     assert math.isnan(camera_spread([0, 0], [1, 1], [5, 5])["cross_camera_together"])
 
 
+def test_round_line_says_how_clusters_lie_across_cameras():
+    from reidtricks.adaptation.rounds import round_line
+
+    record = {"round": 2, "clusters": 5, "kept": 40, "images": 50, "left_out": 10,
+              "multi_camera_clusters": 1, "cross_camera_together": 0.125, "seconds": 3.0}  # fmt: skip
+    assert round_line(record, 5) == (
+        "round 2/5: 5 clusters, 40 of 50 images kept (10 left out); 1 clusters span 2+ cameras, "
+        "12.5% of cross-camera same-person pairs together; 3.0 s"
+    )
+    record["cross_camera_together"] = float("nan")  # no such pairs: nothing to say about them
+    assert "1 clusters span 2+ cameras; 3.0 s" in round_line(record, 5)
+
+
 def test_centroids_and_the_classifier_built_from_them():
     feats = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [5.0, 5.0], [0.0, 4.0]])
     labels = [0, 0, 1, NOISE, 1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import os
 import shutil
 import time
@@ -267,8 +268,9 @@ def round_line(record: Mapping[str, Any], rounds: int) -> str:
         )
     if record.get("multi_camera_clusters") is not None:
         spread = f"{record['multi_camera_clusters']} clusters span 2+ cameras"
-        if record.get("cross_camera_together") is not None:
-            spread += f", {_percent(record['cross_camera_together'])} of cross-camera same-person pairs together"
+        together = record.get("cross_camera_together")
+        if together is not None and not math.isnan(together):
+            spread += f", {_percent(together)} of cross-camera same-person pairs together"
         parts.append(spread)
     if record.get("test_sets"):
         parts.append(scores_line(record["test_sets"]))

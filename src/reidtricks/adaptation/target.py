@@ -27,7 +27,7 @@ class Target:
     name: str
     paths: tuple[str, ...]
     pids: tuple[int, ...] | None = None
-    camids: tuple[int, ...] | None = None  # a dataset's cameras: measurement only, as pids
+    camids: tuple[int, ...] | None = None  # cameras (None: fewer than 2); measurement only
     test: ReIDDataModule | None = None
     spec: Mapping[str, Any] | None = None
     train_items: tuple[ReIDItem, ...] = ()  # a dataset's training items (for the trial rule)
@@ -106,11 +106,12 @@ def dataset_target(
             "set?); give a set with a training split, or target=folder target.images=DIR"
         )
     ordered = sorted(items)  # by path: the order does not depend on the identities
+    cameras = tuple(camid for _, _, camid in ordered)
     return Target(
         name=name,
         paths=tuple(path for path, _, _ in ordered),
         pids=tuple(pid for _, pid, _ in ordered),
-        camids=tuple(camid for _, _, camid in ordered),
+        camids=cameras if len(set(cameras)) > 1 else None,
         test=test,
         spec=dict(spec),
         train_items=tuple(ordered),
