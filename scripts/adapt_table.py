@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def row(metrics_json: Path) -> list[str]:
     delta = "-" if direct is None or rounds[-1] is None else f"{rounds[-1] - direct:+.1f}"
     quality = "-" if last.get("purity") is None else f"{last['purity']:.2f} / {last['ari']:.2f}"
     together = last.get("cross_camera_together")
-    cross = "-" if together is None else f"{100 * together:.1f}%"
+    cross = "-" if together is None or math.isnan(together) else f"{100 * together:.1f}%"
     name = metrics_json.parent.name
     where = target if split is None else f"{target} split {split}"
     return [name, where, settings, str(m["batch"]["p"]), str(m["seed"]), fmt(direct), fmt(adabn),
