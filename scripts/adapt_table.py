@@ -1,6 +1,6 @@
 """One Markdown table of `adapt` runs: their settings, the target's test mAP before adapting
-(direct transfer), after AdaBN where run, and after each round, and the last round's pseudo-label purity / ARI and
-share of cross-camera same-person pairs that one cluster holds.
+(direct transfer), after AdaBN where run and after each round, and the last round's pseudo-label
+purity / ARI and share of cross-camera same-person pairs that one cluster holds.
 
     python scripts/adapt_table.py docs/runs/adapt_small [more folders or run folders ...]
 
@@ -44,8 +44,8 @@ def test_map(scores: dict[str, Any] | None, target: str) -> float | None:
 
 
 def row(metrics_json: Path) -> list[str]:
-    """One table row: run, target, settings, P, seed, direct, AdaBN, each round, last - direct, purity /
-    ARI, cross-camera pairs together (runs before that measure: "-")."""
+    """One table row: run, target, settings, P, seed, direct, AdaBN, each round, last - direct,
+    purity / ARI, cross-camera pairs together (runs before that measure: "-")."""
     m = json.loads(metrics_json.read_text())
     target = m["target"]["name"]
     split = (m["target"].get("dataset") or {}).get("split")

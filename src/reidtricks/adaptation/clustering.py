@@ -1,6 +1,7 @@
 """Pseudo-identities from features: the k-reciprocal Jaccard distance (the re-ranking code's,
 evaluation/rerank.py), DBSCAN on it, cluster centroids, and how well the clusters match known
-identities (purity, NMI, ARI) and how they lie across cameras, as pure functions (docs/METHOD.md, "Adapting to unlabelled images")."""
+identities (purity, NMI, ARI) and how they lie across cameras, as pure functions (docs/METHOD.md,
+"Adapting to unlabelled images")."""
 
 from __future__ import annotations
 
@@ -120,9 +121,8 @@ def _cross_camera_pairs(groups: np.ndarray, cams: np.ndarray) -> int:
     _, group_index = np.unique(groups, return_inverse=True)
     _, cam_index = np.unique(cams, return_inverse=True)
     per_group = np.bincount(group_index)
-    per_group_cam = np.unique(group_index * (cam_index.max() + 1) + cam_index, return_counts=True)[
-        1
-    ]
+    group_cam = group_index * (cam_index.max() + 1) + cam_index  # one id per (group, camera)
+    per_group_cam = np.unique(group_cam, return_counts=True)[1]
     return int(((per_group**2).sum() - (per_group_cam**2).sum()) // 2)
 
 

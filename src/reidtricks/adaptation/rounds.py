@@ -383,31 +383,32 @@ class Adaptation:
         )
         return record, labels
 
-    def features(self) -> tuple[Tensor, Tensor]:
-        """Features of every target image with the current weights (a copy runs them)."""
+    def extractor(self, flip: bool) -> FeatureExtractor:
+        """A FeatureExtractor over a copy of the current network (it freezes what it wraps)."""
         spec = self.setup.spec
-        extractor = FeatureExtractor(
+        return FeatureExtractor(
             copy.deepcopy(self.net),
             spec.input,
             feature=spec.eval.feature,
-            flip=spec.eval.flip,
+            flip=flip,
             device=self.device,
             batch_size=self.setup.loader.test_batch_size,
             spec=spec,
         )
+
+    def features(self) -> tuple[Tensor, Tensor]:
+        """Features of every target image with the current weights (a copy runs them)."""
         return target_features(
-            extractor, self.target.paths, self.setup.loader.num_workers, self.setup.progress
+            self.extractor(self.setup.spec.eval.flip),
+            self.target.paths,
+            self.setup.loader.num_workers,
+            self.setup.progress,
         )
 
     def adabn(self) -> int:
         """Every BatchNorm's running statistics re-estimated on all target images (the test
-        transform, no mirror); the number of images."""
-        spec = self.setup.spec
-        trainable = [(p, p.requires_grad) for p in self.net.parameters()]
-        extractor = FeatureExtractor(  # wraps self.net itself, and freezes it: undone below
-            self.net, spec.input, feature=spec.eval.feature, flip=False, device=self.device,
-            batch_size=self.setup.loader.test_batch_size, spec=spec,
-        )  # fmt: skip
+        transform, no mirror) on a copy, then loaded into the network; the number of images."""
+        extractor = self.extractor(flip=False)
         layout = torch.channels_last if self.setup.channels_last else torch.contiguous_format
         batches = (
             images.to(self.device).contiguous(memory_format=layout)
@@ -419,11 +420,9 @@ class Adaptation:
                 bad_image_hint=BAD_TARGET_IMAGE,
             )
         )
-        try:
-            return reestimate_bn_statistics(self.net, batches)
-        finally:
-            for param, flag in trainable:
-                param.requires_grad_(flag)
+        seen = reestimate_bn_statistics(extractor.net, batches)
+        self.net.load_state_dict(extractor.net.state_dict())
+        return seen
 
     def train(self, labels: np.ndarray, head: Tensor, clusters: int, index: int) -> pl.Trainer:
         """A classifier from the centroids, then adapt.epochs_per_round epochs on the clusters."""

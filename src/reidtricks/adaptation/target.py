@@ -22,12 +22,12 @@ class Target:
     """The target images (sorted paths, the order every round uses). `pids` are for measuring
     the pseudo-labels only and never reach training; `test` scores each round; `spec` is the
     dataset entry (plain values) that the adapted checkpoints name; `camids` measure how the
-    clusters lie across cameras and, like `pids`, never reach training."""
+    clusters lie across cameras and reach training only with adapt.camera_aware."""
 
     name: str
     paths: tuple[str, ...]
     pids: tuple[int, ...] | None = None
-    camids: tuple[int, ...] | None = None  # cameras (None: fewer than 2); measurement only
+    camids: tuple[int, ...] | None = None  # cameras (None: fewer than 2)
     test: ReIDDataModule | None = None
     spec: Mapping[str, Any] | None = None
     train_items: tuple[ReIDItem, ...] = ()  # a dataset's training items (for the trial rule)
@@ -61,9 +61,8 @@ def folder_target(images: str | os.PathLike, key: str = "target.images") -> Targ
 def folder_cameras(root: str | os.PathLike, paths: Sequence[Path]) -> tuple[int, ...] | None:
     """One camera per top-level sub-folder of `root` (numbered in name order; images directly
     in `root` share one more), or None with fewer than two such groups."""
-    top = [
-        p.relative_to(root).parts[0] if len(p.relative_to(root).parts) > 1 else "" for p in paths
-    ]
+    parts = [p.relative_to(root).parts for p in paths]
+    top = [part[0] if len(part) > 1 else "" for part in parts]  # "": directly in root
     names = sorted(set(top))
     if len(names) < 2:
         return None
