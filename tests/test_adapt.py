@@ -5,6 +5,7 @@ checkpoints the other commands take."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -26,7 +27,11 @@ from reidtricks.adaptation import (
     dbscan_labels,
     label_quality,
 )
-from reidtricks.adaptation.batchnorm import reestimate_bn_statistics
+from reidtricks.adaptation.batchnorm import (
+    bn_statistics,
+    load_bn_statistics,
+    reestimate_bn_statistics,
+)
 from reidtricks.adaptation.memory import (
     MASKED,
     ClusterMemory,
@@ -369,6 +374,22 @@ def test_adabn_statistics_are_the_average_of_the_batch_statistics():
     assert all(torch.equal(after[k], v) for k, v in weights.items() if "num_batches" not in k)
 
 
+def test_bn_statistics_copy_and_load_back_and_refuse_another_network():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4),
+                              torch.nn.BatchNorm2d(4, track_running_stats=False))  # fmt: skip
+    before = bn_statistics(net)
+    assert sorted(before) == ["1.num_batches_tracked", "1.running_mean", "1.running_var"]
+    reestimate_bn_statistics(net, [torch.randn(4, 3, 2, 2) + 5])
+    assert not torch.equal(net[1].running_mean, before["1.running_mean"])  # a copy, not a view
+    load_bn_statistics(net, before)
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())
+    other = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 1), torch.nn.Identity(), torch.nn.BatchNorm2d(4)
+    )
+    with pytest.raises(ValueError, match=r"statistics of another network: \['1\.num_batches"):
+        load_bn_statistics(net, bn_statistics(other))
+
+
 def test_class_cameras_and_folder_cameras():
     labels = np.array([0, 0, 0, 1, 1, NOISE, 2, 2])
     camids = [1, 1, 0, 2, 0, 2, 1, 0]  # class 2 ties: the lowest camera
@@ -542,6 +563,8 @@ def test_bad_targets_are_one_line(untrained_checkpoint, tiny_data_dir, tmp_path)
     with pytest.raises(InputError, match=one_camera):  # no sub-folders: no cameras
         run(copied(images[:40], tmp_path / "flat"), "adapt.classifier=memory",
             "adapt.camera_aware=true")  # fmt: skip
+    with pytest.raises(InputError, match=r"adapt\.camera_bn=true: target flat2 has no camera"):
+        run(copied(images[:40], tmp_path / "flat2"), "adapt.camera_bn=true")
 
 
 # -- target labels never reach training ------------------------------------------------------
@@ -719,3 +742,57 @@ def test_adapt_with_adabn_scores_it_then_still_trains_every_weight(
     trained = [k for k, v in source.items() if v.is_floating_point() and "running" not in k
                and "classifier" not in k]  # fmt: skip
     assert trained and all(not torch.equal(source[k], adapted[k]) for k in trained[:5])
+
+
+@pytest.mark.slow
+def test_adapt_with_camera_bn_scores_each_camera_with_its_own_statistics(
+    trained_ckpt, tiny_data_dir, tmp_path
+):
+    """Round 0's camera-BN score against one computed by hand: per camera, a copy of the source
+    network whose BatchNorm statistics are those of that camera's target images, its features
+    of that camera's test images, then the evaluator's formula."""
+    from reidtricks.adaptation.target import dataset_target
+    from reidtricks.cli.adapt import adapt
+    from reidtricks.data.settings import LoaderConfig
+    from reidtricks.evaluation.metrics import evaluate
+    from reidtricks.inference.extractor import FeatureExtractor
+
+    out = tmp_path / "adapt"
+    metrics = adapt(adapt_cfg(trained_ckpt, out, "target=synthetic", "target.dataset.preset=tiny",
+                              f"paths.data_dir={tiny_data_dir}", "adapt.rounds=1",
+                              "adapt.epochs_per_round=1", "adapt.camera_bn=true", *TINY_ADAPT))  # fmt: skip
+    record = metrics["rounds"][0]
+    assert 0 <= record["camera_bn"]["synthetic"]["mAP"] <= 1 and record["test_sets"]
+    source = FeatureExtractor.from_checkpoint(trained_ckpt, flip=True)
+    spec = OmegaConf.to_container(compose_config("adapt", "target=synthetic",
+                                                 "target.dataset.preset=tiny", f"paths.data_dir={tiny_data_dir}",
+                                                 "ckpt=x").target.dataset, resolve=True)  # fmt: skip
+    target = dataset_target("synthetic", spec, source.spec.input, LoaderConfig(num_workers=0))
+    test = target.test.test_sets[0]
+    items = test.query + test.gallery
+    cams = np.array(target.camids)
+    feats, rows_of = None, {}
+    for cam in np.unique(cams):
+        net = copy.deepcopy(source.net)
+        paths = [p for p, c in zip(target.paths, cams, strict=True) if c == cam]
+        by_hand = FeatureExtractor(net, source.spec.input, feature=source.spec.eval.feature,
+                                   flip=False, spec=source.spec)  # fmt: skip
+        images = [b for _, b, _ in by_hand.iter_file_batches(paths, num_workers=0, progress=False,
+                                                              description="", bad_image_hint="")]  # fmt: skip
+        reestimate_bn_statistics(net, images)
+        rows = [i for i, it in enumerate(items) if it[2] == cam]
+        rows_of[int(cam)] = rows
+        flipped = FeatureExtractor(net, source.spec.input, feature=source.spec.eval.feature,
+                                   flip=True, spec=source.spec)  # fmt: skip
+        part = flipped.extract([items[i][0] for i in rows])
+        feats = torch.zeros(len(items), part.shape[1]) if feats is None else feats
+        feats[rows] = part
+    assert sorted(i for r in rows_of.values() for i in r) == list(range(len(items)))
+    f = torch.nn.functional.normalize(feats, dim=1)
+    nq = len(test.query)
+    pids = np.array([it[1] for it in items])
+    camids = np.array([it[2] for it in items])
+    expected = evaluate(1 - f[:nq] @ f[nq:].T, pids[:nq], pids[nq:], camids[:nq], camids[nq:],
+                        10, "market")  # fmt: skip
+    assert metrics["camera_bn"]["synthetic"]["mAP"] == pytest.approx(expected.mAP, abs=1e-4)
+    assert metrics["camera_bn"] != metrics["direct_transfer"]

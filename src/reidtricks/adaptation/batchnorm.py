@@ -41,3 +41,26 @@ def reestimate_bn_statistics(net: nn.Module, batches: Iterable[Tensor]) -> int:
         for module, mode in modes.items():
             module.train(mode)
     return seen
+
+
+def bn_statistics(net: nn.Module) -> dict[str, Tensor]:
+    """A copy of the running statistics (mean, variance, batches seen) of every BatchNorm of
+    `net` that tracks them, by state-dict name."""
+    out: dict[str, Tensor] = {}
+    for name, module in net.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            for buffer in ("running_mean", "running_var", "num_batches_tracked"):
+                out[f"{name}.{buffer}"] = getattr(module, buffer).detach().clone()
+    return out
+
+
+@torch.no_grad()
+def load_bn_statistics(net: nn.Module, statistics: dict[str, Tensor]) -> None:
+    """Copy `statistics` (bn_statistics of the same architecture) into `net`'s buffers."""
+    buffers = dict(net.named_buffers())
+    expected = set(bn_statistics(net))
+    if set(statistics) != expected:
+        wrong = sorted(set(statistics) ^ expected)
+        raise ValueError(f"BatchNorm statistics of another network: {wrong[:3]} do not match")
+    for name, value in statistics.items():
+        buffers[name].copy_(value)

@@ -25,7 +25,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from reidtricks.adaptation.batchnorm import reestimate_bn_statistics
+from reidtricks.adaptation.batchnorm import (
+    bn_statistics,
+    load_bn_statistics,
+    reestimate_bn_statistics,
+)
+from reidtricks.adaptation.camera_bn import CameraBNFeatureModule, CameraStatistics
 from reidtricks.adaptation.checkpoint_info import adapted_run_info
 from reidtricks.adaptation.clustering import (
     NOISE,
@@ -98,6 +103,7 @@ class AdaptResult:
     labels: list[np.ndarray] = field(default_factory=list)
     direct: dict[str, dict[str, Any]] | None = None
     adabn: dict[str, dict[str, Any]] | None = None  # after adapt.adabn, before round 1
+    camera_bn: dict[str, dict[str, Any]] | None = None  # round 0 with adapt.camera_bn
 
     @property
     def checkpoint(self) -> str | None:
@@ -274,6 +280,8 @@ def round_line(record: Mapping[str, Any], rounds: int) -> str:
         parts.append(spread)
     if record.get("test_sets"):
         parts.append(scores_line(record["test_sets"]))
+    if record.get("camera_bn"):
+        parts.append(f"camera BN: {scores_line(record['camera_bn'])}")
     parts.append(f"{record['seconds']:.1f} s")
     return "; ".join(parts)
 
@@ -289,12 +297,14 @@ class Adaptation:
         report: Callable[[str], None] = print,
     ) -> None:
         self.net, self.setup, self.target, self.report = net, setup, target, report
-        if setup.settings.camera_aware and len(set(target.camids or ())) < 2:
-            raise InputError(
-                f"adapt.camera_aware=true: target {target.name} has "
-                + ("one camera" if target.camids else "no camera ids")
-                + "; it needs images of 2+ cameras (target=folder: one sub-folder per camera)"
-            )
+        for flag in ("camera_aware", "camera_bn"):
+            if getattr(setup.settings, flag) and len(set(target.camids or ())) < 2:
+                raise InputError(
+                    f"adapt.{flag}=true: target {target.name} has "
+                    + ("one camera" if target.camids else "no camera ids")
+                    + "; it needs images of 2+ cameras (target=folder: one sub-folder per camera)"
+                )
+        self.statistics: CameraStatistics | None = None  # adapt.camera_bn: the current ones
         if setup.channels_last:  # every pass in the source run's layout, not only training's
             self.net.to(memory_format=torch.channels_last)
         self._trainers = 0
@@ -322,6 +332,14 @@ class Adaptation:
             result.adabn = self.test()
             scores = f": {scores_line(result.adabn)}" if result.adabn else ""
             self.report(f"round 0 + AdaBN (BatchNorm statistics of {seen} target images){scores}")
+        if self.setup.settings.camera_bn:
+            self.statistics = self.camera_statistics()
+            result.camera_bn = self.test(self.statistics)
+            if result.camera_bn is not None:
+                self.report(
+                    f"round 0 + camera BN (BatchNorm statistics of each of {len(self.statistics)}"
+                    f" cameras): {scores_line(result.camera_bn)}"
+                )
         for index in range(1, self.setup.settings.rounds + 1):
             record, labels = self.round(index)
             result.rounds.append(record)
@@ -338,7 +356,7 @@ class Adaptation:
             clock.append(time.time())
             return round(clock[-1] - clock[-2], 1)
 
-        tested, head = self.features()
+        tested, head = self.features(self.statistics)
         seconds = {"features": lap()}
         distances = jaccard_distances(tested, settings.k1, settings.k2, self.setup.threads)
         labels = dbscan_labels(distances, settings.eps, settings.min_samples)
@@ -358,6 +376,11 @@ class Adaptation:
         scores = self.test()
         if scores is not None:
             seconds["test"] = lap()
+        camera_scores = None
+        if self.statistics is not None:  # the next round clusters with these too
+            self.statistics = self.camera_statistics()
+            camera_scores = self.test(self.statistics)
+            seconds["camera_bn"] = lap()
         record: dict[str, Any] = {
             "round": index,
             "clusters": clusters,
@@ -376,6 +399,8 @@ class Adaptation:
         if scores is not None:
             first = next(iter(scores.values()))
             record.update(rank1=first["rank1"], mAP=first["mAP"], test_sets=scores)
+        if camera_scores is not None:
+            record["camera_bn"] = camera_scores
         record.update(
             checkpoint=str(checkpoint),
             seconds=round(clock[-1] - clock[0], 1),
@@ -396,33 +421,62 @@ class Adaptation:
             spec=spec,
         )
 
-    def features(self) -> tuple[Tensor, Tensor]:
-        """Features of every target image with the current weights (a copy runs them)."""
-        return target_features(
-            self.extractor(self.setup.spec.eval.flip),
-            self.target.paths,
-            self.setup.loader.num_workers,
-            self.setup.progress,
-        )
+    def features(self, statistics: CameraStatistics | None = None) -> tuple[Tensor, Tensor]:
+        """Features of every target image with the current weights (a copy runs them); with
+        `statistics`, each camera's images with that camera's BatchNorm statistics."""
+        flip, paths = self.setup.spec.eval.flip, self.target.paths
+        workers, progress = self.setup.loader.num_workers, self.setup.progress
+        if statistics is None:
+            return target_features(self.extractor(flip), paths, workers, progress)
+        cams = np.asarray(self.target.camids)
+        tested = head = None
+        for cam, values in statistics.items():
+            rows = np.flatnonzero(cams == cam)
+            extractor = self.extractor(flip)
+            load_bn_statistics(extractor.net, values)
+            part = target_features(extractor, [paths[i] for i in rows], workers, progress)
+            if tested is None:
+                tested = part[0].new_zeros(len(paths), part[0].shape[1])
+                head = part[1].new_zeros(len(paths), part[1].shape[1])
+            tested[rows], head[rows] = part
+        return tested, head
 
-    def adabn(self) -> int:
-        """Every BatchNorm's running statistics re-estimated on all target images (the test
-        transform, no mirror) on a copy, then loaded into the network; the number of images."""
-        extractor = self.extractor(flip=False)
+    def reestimate(self, extractor: FeatureExtractor, paths: Sequence[str], what: str) -> int:
+        """reestimate_bn_statistics of the extractor's network over `paths` (the test
+        transform, no mirror); the number of images."""
         layout = torch.channels_last if self.setup.channels_last else torch.contiguous_format
         batches = (
             images.to(self.device).contiguous(memory_format=layout)
             for _, images, _ in extractor.iter_file_batches(
-                self.target.paths,
+                paths,
                 num_workers=self.setup.loader.num_workers,
                 progress=self.setup.progress,
-                description=f"AdaBN over {len(self.target.paths)} target images",
+                description=what,
                 bad_image_hint=BAD_TARGET_IMAGE,
             )
         )
-        seen = reestimate_bn_statistics(extractor.net, batches)
+        return reestimate_bn_statistics(extractor.net, batches)
+
+    def adabn(self) -> int:
+        """Every BatchNorm's running statistics re-estimated on all target images on a copy,
+        then loaded into the network; the number of images."""
+        extractor = self.extractor(flip=False)
+        paths = self.target.paths
+        seen = self.reestimate(extractor, paths, f"AdaBN over {len(paths)} target images")
         self.net.load_state_dict(extractor.net.state_dict())
         return seen
+
+    def camera_statistics(self) -> CameraStatistics:
+        """Per target camera, every BatchNorm's statistics re-estimated on that camera's images
+        with the current weights (on a copy: the network keeps its own)."""
+        cams = np.asarray(self.target.camids)
+        out: CameraStatistics = {}
+        for cam in np.unique(cams).tolist():
+            paths = [self.target.paths[i] for i in np.flatnonzero(cams == cam)]
+            extractor = self.extractor(flip=False)
+            self.reestimate(extractor, paths, f"camera {cam}: BatchNorm over {len(paths)} images")
+            out[int(cam)] = bn_statistics(extractor.net)
+        return out
 
     def train(self, labels: np.ndarray, head: Tensor, clusters: int, index: int) -> pl.Trainer:
         """A classifier from the centroids, then adapt.epochs_per_round epochs on the clusters."""
@@ -482,12 +536,17 @@ class Adaptation:
                 shutil.copyfile(path, last)
         return path
 
-    def test(self) -> dict[str, dict[str, Any]] | None:
+    def test(self, statistics: CameraStatistics | None = None) -> dict[str, dict[str, Any]] | None:
         """The target's test split scored with the checkpoint's test-time settings (None
-        without one)."""
+        without one); with `statistics`, each image with its camera's BatchNorm statistics."""
         if self.target.test is None:
             return None
         evaluator = Evaluator(self.setup.spec.eval)
+        module = (
+            FeatureModule(self.net, evaluator)
+            if statistics is None
+            else CameraBNFeatureModule(copy.deepcopy(self.net), evaluator, statistics)
+        )
         trainer = self.trainer(logger=False, callbacks=[])
-        trainer.test(FeatureModule(self.net, evaluator), datamodule=self.target.test, verbose=False)
+        trainer.test(module, datamodule=self.target.test, verbose=False)
         return {name: score.metrics for name, score in evaluator.score(evaluator.eval_cfg).items()}

@@ -46,6 +46,9 @@ class AdaptConfig:
     # Before round 1: every BatchNorm's statistics re-estimated on all target images (AdaBN);
     # scored as "round 0 + AdaBN" where the target has a test split.
     adabn: bool = False
+    # Every round: BatchNorm statistics per target camera (CBN); each image's features for the
+    # clustering, and the extra "camera BN" test score, use its own camera's statistics.
+    camera_bn: bool = False
 
     def __post_init__(self) -> None:
         for name in ("rounds", "epochs_per_round", "k1", "k2", "min_samples"):
@@ -60,7 +63,7 @@ class AdaptConfig:
         require_choice("adapt.outliers", self.outliers, OUTLIER_MODES)
         require_choice("adapt.classifier", self.classifier, CLASSIFIERS)
         require_positive("adapt.memory_temperature", self.memory_temperature)
-        for name in ("camera_aware", "adabn"):
+        for name in ("camera_aware", "adabn", "camera_bn"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"adapt.{name}={getattr(self, name)!r}: expected true or false")
         if self.camera_aware and self.classifier != "memory":

@@ -165,6 +165,7 @@ def adapt(cfg: DictConfig) -> dict[str, Any]:
             "seed": int(cfg.seed),
             "direct_transfer": result.direct,
             "adabn": result.adabn,
+            "camera_bn": result.camera_bn,
             "rounds": result.rounds,
             "checkpoint": result.checkpoint,
             "wall_time_s": round(time.time() - start, 1),
@@ -174,7 +175,11 @@ def adapt(cfg: DictConfig) -> dict[str, Any]:
         print(f"direct transfer: {scores_line(result.direct)}")
         if result.adabn:
             print(f"AdaBN:           {scores_line(result.adabn)}")
+        if result.camera_bn:
+            print(f"camera BN:       {scores_line(result.camera_bn)}")
         print(f"adapted:         {scores_line(result.rounds[-1]['test_sets'])}")
+        if result.rounds[-1].get("camera_bn"):
+            print(f"adapted, camera BN: {scores_line(result.rounds[-1]['camera_bn'])}")
     print(f"Adapted checkpoint: {result.checkpoint}")
     print(f"Run folder: {setup.output_dir}")
     return metrics
