@@ -1,6 +1,7 @@
 """One Markdown table of `adapt` runs: their settings, the target's test mAP before adapting
-(direct transfer), after AdaBN where run and after each round, and the last round's pseudo-label
-purity / ARI and share of cross-camera same-person pairs that one cluster holds.
+(direct transfer), after AdaBN where run and after each round, with camera BN where run (before
+round 1 / after the last), and the last round's pseudo-label purity / ARI and share of
+cross-camera same-person pairs that one cluster holds.
 
     python scripts/adapt_table.py docs/runs/adapt_small [more folders or run folders ...]
 
@@ -45,7 +46,8 @@ def test_map(scores: dict[str, Any] | None, target: str) -> float | None:
 
 def row(metrics_json: Path) -> list[str]:
     """One table row: run, target, settings, P, seed, direct, AdaBN, each round, last - direct,
-    purity / ARI, cross-camera pairs together (runs before that measure: "-")."""
+    camera BN (round 0 / last), purity / ARI, cross-camera pairs together (runs before a
+    measure: "-")."""
     m = json.loads(metrics_json.read_text())
     target = m["target"]["name"]
     split = (m["target"].get("dataset") or {}).get("split")
@@ -55,6 +57,7 @@ def row(metrics_json: Path) -> list[str]:
         ("outliers", "drop"),
         ("camera_aware", False),
         ("adabn", False),
+        ("camera_bn", False),
     )
     for key, default in changed:  # named where not the default
         if m["adapt"].get(key, default) != default:
@@ -68,10 +71,12 @@ def row(metrics_json: Path) -> list[str]:
     quality = "-" if last.get("purity") is None else f"{last['purity']:.2f} / {last['ari']:.2f}"
     together = last.get("cross_camera_together")
     cross = "-" if together is None or math.isnan(together) else f"{100 * together:.1f}%"
+    camera_bn = [test_map(m.get("camera_bn"), target), test_map(last.get("camera_bn"), target)]
+    camera = "-" if None in camera_bn else " / ".join(fmt(v) for v in camera_bn)
     name = metrics_json.parent.name
     where = target if split is None else f"{target} split {split}"
     return [name, where, settings, str(m["batch"]["p"]), str(m["seed"]), fmt(direct), fmt(adabn),
-            " / ".join(fmt(v) for v in rounds), delta, quality, cross]  # fmt: skip
+            " / ".join(fmt(v) for v in rounds), delta, camera, quality, cross]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     if not files:
         raise SystemExit(f"error: no adapt run (metrics.json with rounds) under {args.folders}")
     head = ["run", "target", "settings", "P", "seed", "direct mAP", "AdaBN mAP", "mAP per round",
-            "last - direct", "purity / ARI (last)", "cross-camera pairs together (last)"]  # fmt: skip
+            "last - direct", "camera BN mAP (round 0 / last)", "purity / ARI (last)",
+            "cross-camera pairs together (last)"]  # fmt: skip
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for f in files:

@@ -21,6 +21,7 @@ def make_run(
     rounds = [
         {"round": i + 1, "purity": 0.8, "ari": 0.5, "test_sets": scores(m)}
         | ({"cross_camera_together": 0.0125} if more else {})
+        | ({"camera_bn": scores(m + 0.1)} if more.get("camera_bn") else {})
         for i, m in enumerate(per_round)
     ]
     payload = {
@@ -30,6 +31,7 @@ def make_run(
         "seed": 1,
         "direct_transfer": scores(direct),
         "adabn": scores(0.21) if more.get("adabn") else None,
+        "camera_bn": scores(0.23) if more.get("camera_bn") else None,
         "rounds": rounds,
     }
     (folder / "metrics.json").write_text(json.dumps(payload))
@@ -39,7 +41,7 @@ def make_run(
 def test_rows_hold_direct_transfer_each_round_and_the_change(tmp_path):
     make_run(tmp_path / "runs" / "a", 0.200, [0.150, 0.2512], 0.4)
     make_run(tmp_path / "runs" / "b", 0.200, [0.190], 0.3, classifier="memory", outliers="drop",
-             adabn=True)  # fmt: skip
+             adabn=True, camera_bn=True)  # fmt: skip
     (tmp_path / "runs" / "failed").mkdir()
     (tmp_path / "runs" / "failed" / "adapt.log").write_text("")
     result = subprocess.run(
@@ -49,11 +51,12 @@ def test_rows_hold_direct_transfer_each_round_and_the_change(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[2] == (
         "| a | viper split 3 | eps 0.4 k1 20 min_samples 2 lr 0.0001 epochs_per_round 2 | 8 | 1 "
-        "| 20.0 | - | 15.0 / 25.1 | +5.1 | 0.80 / 0.50 | - |"
+        "| 20.0 | - | 15.0 / 25.1 | +5.1 | - | 0.80 / 0.50 | - |"
     )
     assert lines[3] == (
         "| b | viper split 3 | eps 0.3 k1 20 min_samples 2 lr 0.0001 epochs_per_round 2 "
-        "classifier memory adabn True | 8 | 1 | 20.0 | 21.0 | 19.0 | -1.0 | 0.80 / 0.50 | 1.2% |"
+        "classifier memory adabn True camera_bn True | 8 | 1 | 20.0 | 21.0 | 19.0 | -1.0 "
+        "| 23.0 / 29.0 | 0.80 / 0.50 | 1.2% |"
     )
     assert lines[-1] == f"no metrics.json (failed or unfinished): {tmp_path / 'runs' / 'failed'}"
 
