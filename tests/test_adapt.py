@@ -753,6 +753,7 @@ def test_adapt_with_camera_bn_scores_each_camera_with_its_own_statistics(
     of that camera's test images, then the evaluator's formula."""
     from reidtricks.adaptation.target import dataset_target
     from reidtricks.cli.adapt import adapt
+    from reidtricks.cli.evaluate import evaluate_checkpoint
     from reidtricks.data.settings import LoaderConfig
     from reidtricks.evaluation.metrics import evaluate
     from reidtricks.inference.extractor import FeatureExtractor
@@ -796,3 +797,13 @@ def test_adapt_with_camera_bn_scores_each_camera_with_its_own_statistics(
                         10, "market")  # fmt: skip
     assert metrics["camera_bn"]["synthetic"]["mAP"] == pytest.approx(expected.mAP, abs=1e-4)
     assert metrics["camera_bn"] != metrics["direct_transfer"]
+    # The last checkpoint holds its cameras' statistics: evaluate camera_bn=true scores as the
+    # round did; a checkpoint without them is one line.
+    last = Path(metrics["checkpoint"])
+    scores = evaluate_checkpoint(compose_evaluate(last, tmp_path / "eval", "plot_queries=0",
+                                                  "camera_bn=true"))  # fmt: skip
+    assert scores["test_sets"]["synthetic"]["mAP"] == pytest.approx(
+        record["camera_bn"]["synthetic"]["mAP"], abs=1e-6
+    )
+    with pytest.raises(InputError, match=r"camera_bn=true: .* holds no per-camera BatchNorm"):
+        evaluate_checkpoint(compose_evaluate(trained_ckpt, tmp_path / "e2", "camera_bn=true"))

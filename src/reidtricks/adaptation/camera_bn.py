@@ -5,6 +5,8 @@ a camera's light and colour cast is removed before images are compared across ca
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -37,3 +39,29 @@ class CameraBNFeatureModule(FeatureModule):
             rows = camids == cam
             part = (images[rows], pids[rows], camids[rows], indices[rows])
             self.evaluator.collect(self, part, dataloader_idx)
+
+
+def stored_camera_statistics(target: str, statistics: CameraStatistics) -> dict[str, Any]:
+    """The checkpoint field (`reidtricks.camera_bn`): plain tensors by camera id (as text, for
+    a checkpoint's string keys) and the target they came from."""
+    return {"target": target, "statistics": {str(cam): v for cam, v in statistics.items()}}
+
+
+def checkpoint_camera_statistics(
+    checkpoint: dict[str, Any], source: str, test_sets: list[str]
+) -> CameraStatistics:
+    """The per-camera statistics an adapted checkpoint holds, for scoring `test_sets`; one line
+    where it holds none or a test set is not the target whose cameras they describe."""
+    stored = checkpoint.get("reidtricks", {}).get("camera_bn")
+    if not stored:
+        raise InputError(
+            f"camera_bn=true: {source} holds no per-camera BatchNorm statistics (expected a "
+            "checkpoint of `python -m reidtricks.adapt ... adapt.camera_bn=true`)"
+        )
+    others = [name for name in test_sets if name != stored["target"]]
+    if others:
+        raise InputError(
+            f"camera_bn=true: {source} holds the statistics of {stored['target']}'s cameras; "
+            f"test set(s) {others} have other cameras (evaluate data={stored['target']})"
+        )
+    return {int(cam): values for cam, values in stored["statistics"].items()}

@@ -30,7 +30,11 @@ from reidtricks.adaptation.batchnorm import (
     load_bn_statistics,
     reestimate_bn_statistics,
 )
-from reidtricks.adaptation.camera_bn import CameraBNFeatureModule, CameraStatistics
+from reidtricks.adaptation.camera_bn import (
+    CameraBNFeatureModule,
+    CameraStatistics,
+    stored_camera_statistics,
+)
 from reidtricks.adaptation.checkpoint_info import adapted_run_info
 from reidtricks.adaptation.clustering import (
     NOISE,
@@ -371,14 +375,18 @@ class Adaptation:
             f"{settings.epochs_per_round} epoch(s)"
         )
         trainer = self.train(labels, head, clusters, index)
+        if self.statistics is not None:  # the checkpoint's, and the next round clusters with them
+            self.statistics = self.camera_statistics()
+            trainer.lightning_module.run_info["camera_bn"] = stored_camera_statistics(
+                self.target.name, self.statistics
+            )
         checkpoint = self.save(trainer, index)
         seconds["training"] = lap()
         scores = self.test()
         if scores is not None:
             seconds["test"] = lap()
         camera_scores = None
-        if self.statistics is not None:  # the next round clusters with these too
-            self.statistics = self.camera_statistics()
+        if self.statistics is not None:
             camera_scores = self.test(self.statistics)
             seconds["camera_bn"] = lap()
         record: dict[str, Any] = {

@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from reidtricks.adaptation.camera_bn import CameraBNFeatureModule, checkpoint_camera_statistics
 from reidtricks.cli.app import hydra_command
 from reidtricks.cli.options import apply_threads
 from reidtricks.cli.sweep import job_errors
@@ -162,13 +163,19 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     variants = {k: eval_cfg.updated(v, key=f"variants.{k}") for k, v in variants.items()}
     evaluator = Evaluator(eval_cfg, variants)
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
-    trainer.test(FeatureModule(net, evaluator), datamodule=datamodule, verbose=False)
+    module = FeatureModule(net, evaluator)
+    if require_bool("camera_bn", cfg.get("camera_bn", False)):  # adapt.camera_bn checkpoints
+        names = [t.name for t in datamodule.test_sets]
+        statistics = checkpoint_camera_statistics(checkpoint, str(cfg.ckpt), names)
+        module = CameraBNFeatureModule(net, evaluator, statistics)
+    trainer.test(module, datamodule=datamodule, verbose=False)
     scored = evaluator.score(eval_cfg)
     per_set = {name: score.metrics for name, score in scored.items()}
     metrics = {
         "checkpoint": str(cfg.ckpt),
         "stage": spec.stage,
         "eval": eval_cfg.as_dict(),
+        "camera_bn": bool(cfg.get("camera_bn", False)),
         "test_sets": per_set,
         # Other test-time settings, scored from the same features (one pass of the network).
         "variants": {
