@@ -612,6 +612,46 @@ def test_scrambled_target_labels_and_names_give_identical_results(
         assert ours["purity"] == theirs["purity"] and ours["ari"] == theirs["ari"]
 
 
+def test_camera_bn_clustering_features_use_each_cameras_own_statistics(
+    trained_ckpt, tiny_data_dir, tmp_path
+):
+    """Adaptation.features with camera statistics against features computed by hand: per
+    camera, a copy of the network re-estimated on that camera's images, then its features."""
+    from reidtricks.adaptation.rounds import Adaptation
+    from reidtricks.cli.adapt import adaptation_setup, check_adapt_settings
+    from reidtricks.data.datasets import SyntheticReID
+    from reidtricks.inference.extractor import FeatureExtractor
+
+    train = sorted(SyntheticReID(tiny_data_dir, preset="tiny").load().train)[:48]
+    paths = tuple(p for p, _, _ in train)
+    cams = np.arange(len(paths)) % 2  # two interleaved "cameras"
+    target = Target("two", paths, camids=tuple(cams.tolist()))
+    cfg = adapt_cfg(trained_ckpt, tmp_path / "run", "target=folder", "target.images=unused",
+                    "adapt.camera_bn=true", *TINY_ADAPT)  # fmt: skip
+    settings, loader = check_adapt_settings(cfg)
+    checkpoint = load_checkpoint(trained_ckpt)
+    setup = adaptation_setup(cfg, checkpoint, settings, loader)
+    adaptation = Adaptation(build_net_from_checkpoint(checkpoint), setup, target, lambda _: None)
+    before = bn_statistics(adaptation.net)
+    statistics = adaptation.camera_statistics()
+    tested, _ = adaptation.features(statistics)
+    plain, _ = adaptation.features()
+    assert all(torch.equal(v, bn_statistics(adaptation.net)[k]) for k, v in before.items())
+    source = FeatureExtractor.from_checkpoint(trained_ckpt)
+    for cam in (0, 1):
+        subset = [paths[i] for i in np.flatnonzero(cams == cam)]
+        net = copy.deepcopy(source.net)
+        by_hand = FeatureExtractor(net, source.spec.input, feature=source.spec.eval.feature,
+                                   flip=source.spec.eval.flip, spec=source.spec)  # fmt: skip
+        batches = [b for _, b, _ in by_hand.iter_file_batches(subset, num_workers=0,
+                                                              progress=False, description="",
+                                                              bad_image_hint="")]  # fmt: skip
+        reestimate_bn_statistics(net, batches)
+        rows = torch.from_numpy(np.flatnonzero(cams == cam))
+        torch.testing.assert_close(tested[rows], by_hand.extract(subset), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(tested, plain, atol=1e-3)  # the statistics changed the features
+
+
 # -- end to end ----------------------------------------------------------------------------
 @pytest.mark.slow
 def test_adapt_to_a_folder_then_evaluate_extract_export(trained_ckpt, tiny_data_dir, tmp_path):
