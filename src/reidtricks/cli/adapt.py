@@ -105,7 +105,9 @@ def write_outputs(
 ) -> None:
     """metrics.json, adapt_rounds.png and pseudo_labels.npz (every round's labels per image)."""
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_adaptation_rounds(result.rounds, result.direct, output_dir / "adapt_rounds.png")
+    plot_adaptation_rounds(
+        result.rounds, result.direct, output_dir / "adapt_rounds.png", result.camera_bn
+    )
     save_npz(
         output_dir / "pseudo_labels.npz",
         paths=np.array(target.paths, dtype=str),

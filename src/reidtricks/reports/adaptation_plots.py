@@ -18,9 +18,11 @@ def plot_adaptation_rounds(
     rounds: Sequence[Mapping[str, Any]],
     direct: Mapping[str, Mapping[str, Any]] | None,
     out_png: Path,
+    camera_bn: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """One panel per kind of number, x = round; panels without numbers (an unlabelled folder
-    target has no quality or test scores) are left out."""
+    target has no quality or test scores) are left out. `camera_bn`: round 0's camera-BN
+    scores, drawn with the rounds' (adapt.camera_bn)."""
     x = [r["round"] for r in rounds]
     panels = ["clusters"]
     if any(r.get("purity") is not None for r in rounds):
@@ -51,6 +53,11 @@ def plot_adaptation_rounds(
                 ys = [direct[first][key]] if first else []
                 ys += [r.get(key) for r in rounds]
                 ax.plot(xs, [100 * y if y is not None else None for y in ys], "o-", label=name)
+            if first and any(r.get("camera_bn") for r in rounds):
+                ys = [camera_bn[first]["mAP"]] if camera_bn else [None]
+                ys += [r["camera_bn"][first]["mAP"] if r.get("camera_bn") else None for r in rounds]
+                ax.plot(xs, [100 * y if y is not None else None for y in ys], "s--",
+                        label="mAP, camera BN")  # fmt: skip
             ax.set_ylabel("%")
             ax.set_title("target test (round 0: direct transfer)")
             ax.legend(fontsize=8)
