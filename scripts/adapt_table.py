@@ -73,10 +73,11 @@ def row(metrics_json: Path) -> list[str]:
     cross = "-" if together is None or math.isnan(together) else f"{100 * together:.1f}%"
     camera_bn = [test_map(m.get("camera_bn"), target), test_map(last.get("camera_bn"), target)]
     camera = "-" if None in camera_bn else " / ".join(fmt(v) for v in camera_bn)
+    stopped = " / stopped" if m.get("stopped") else ""  # an error ended it before its last round
     name = metrics_json.parent.name
     where = target if split is None else f"{target} split {split}"
     return [name, where, settings, str(m["batch"]["p"]), str(m["seed"]), fmt(direct), fmt(adabn),
-            " / ".join(fmt(v) for v in rounds), delta, camera, quality, cross]  # fmt: skip
+            " / ".join(fmt(v) for v in rounds) + stopped, delta, camera, quality, cross]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -652,6 +652,34 @@ def test_camera_bn_clustering_features_use_each_cameras_own_statistics(
     assert not torch.allclose(tested, plain, atol=1e-3)  # the statistics changed the features
 
 
+@pytest.mark.slow
+def test_a_run_stopped_by_a_later_round_keeps_the_rounds_it_finished(
+    trained_ckpt, tiny_data_dir, tmp_path, monkeypatch
+):
+    import reidtricks.adaptation.rounds as rounds
+    from reidtricks.cli.adapt import adapt
+
+    real = rounds.check_clusters
+
+    def fail_in_round_2(labels, settings, p, round_index):
+        if round_index == 2:
+            raise InputError("adapt.eps=0.5: round 2: too few clusters (stands for DBSCAN)")
+        return real(labels, settings, p, round_index)
+
+    monkeypatch.setattr(rounds, "check_clusters", fail_in_round_2)
+    out = tmp_path / "adapt"
+    with pytest.raises(InputError, match=r"round 2: too few clusters"):
+        adapt(adapt_cfg(trained_ckpt, out, "target=synthetic", "target.dataset.preset=tiny",
+                        f"paths.data_dir={tiny_data_dir}", "adapt.rounds=3",
+                        "adapt.epochs_per_round=1", *TINY_ADAPT))  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [r["round"] for r in metrics["rounds"]] == [1]
+    assert metrics["stopped"].startswith("adapt.eps=0.5: round 2")
+    assert metrics["checkpoint"].endswith("round01.ckpt") and Path(metrics["checkpoint"]).is_file()
+    assert np.load(out / "pseudo_labels.npz")["labels"].shape[0] == 1
+    assert (out / "adapt_rounds.png").is_file() and not (out / "checkpoints" / "last.ckpt").exists()
+
+
 # -- end to end ----------------------------------------------------------------------------
 @pytest.mark.slow
 def test_adapt_to_a_folder_then_evaluate_extract_export(trained_ckpt, tiny_data_dir, tmp_path):

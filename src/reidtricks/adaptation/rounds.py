@@ -326,9 +326,12 @@ class Adaptation:
             log.setLevel(level)
             self._trainers += 1
 
-    def run(self) -> AdaptResult:
-        """Every round; the direct-transfer test first where the target has a test split."""
-        result = AdaptResult(direct=self.test())
+    def run(self, result: AdaptResult | None = None) -> AdaptResult:
+        """Every round; the direct-transfer test first where the target has a test split.
+        Fills `result` as it goes, so that a caller keeps the finished rounds of a run that
+        stops with an error."""
+        result = AdaptResult() if result is None else result
+        result.direct = self.test()
         if result.direct is not None:
             self.report(f"round 0 (direct transfer): {scores_line(result.direct)}")
         if self.setup.settings.adabn:

@@ -158,20 +158,32 @@ def adapt(cfg: DictConfig) -> dict[str, Any]:
             + (" (identities kept aside to measure the pseudo-labels)" if target.pids else "")
             + f"; P {p} x K {k}, {settings.rounds} rounds of {settings.epochs_per_round} epoch(s)"
         )
-        result = Adaptation(net, setup, target).run()
-        metrics = {
-            "source_checkpoint": source,
-            "target": target.describe(),
-            "adapt": asdict(settings),
-            "batch": {"p": p, "k": k},
-            "seed": int(cfg.seed),
-            "direct_transfer": result.direct,
-            "adabn": result.adabn,
-            "camera_bn": result.camera_bn,
-            "rounds": result.rounds,
-            "checkpoint": result.checkpoint,
-            "wall_time_s": round(time.time() - start, 1),
-        }
+        result = AdaptResult()
+
+        def run_metrics(stopped: str | None = None) -> dict[str, Any]:
+            return {
+                "source_checkpoint": source,
+                "target": target.describe(),
+                "adapt": asdict(settings),
+                "batch": {"p": p, "k": k},
+                "seed": int(cfg.seed),
+                "direct_transfer": result.direct,
+                "adabn": result.adabn,
+                "camera_bn": result.camera_bn,
+                "rounds": result.rounds,
+                "checkpoint": result.checkpoint,
+                "stopped": stopped,  # the error that ended the run before its last round
+                "wall_time_s": round(time.time() - start, 1),
+            }
+
+        try:
+            Adaptation(net, setup, target).run(result)
+        except InputError as error:  # e.g. too few clusters: keep what the rounds measured
+            if result.rounds:
+                write_outputs(setup.output_dir, run_metrics(str(error)), result, target)
+                print(f"{len(result.rounds)} round(s) kept in {setup.output_dir / 'metrics.json'}")
+            raise
+        metrics = run_metrics()
         write_outputs(setup.output_dir, metrics, result, target)
     if result.direct:
         print(f"direct transfer: {scores_line(result.direct)}")
