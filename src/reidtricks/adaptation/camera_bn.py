@@ -32,8 +32,8 @@ class CameraBNFeatureModule(FeatureModule):
         for cam in torch.unique(camids).tolist():
             if cam not in self.statistics:
                 raise InputError(
-                    f"adapt.camera_bn=true: test camera {cam} has no target images to estimate "
-                    f"its statistics from (target cameras: {sorted(self.statistics)})"
+                    f"camera BN: test camera {cam} has no statistics: the adaptation target "
+                    f"had no images of it (its cameras: {sorted(self.statistics)})"
                 )
             load_bn_statistics(self.net, self.statistics[cam])
             rows = camids == cam
