@@ -390,6 +390,42 @@ def test_bn_statistics_copy_and_load_back_and_refuse_another_network():
         load_bn_statistics(net, bn_statistics(other))
 
 
+def test_camera_groups_keep_each_camera_and_fold_single_images_into_the_largest():
+    from reidtricks.adaptation.camera_bn import camera_groups
+
+    groups = camera_groups(torch.tensor([1, 0, 1, 2, 1, 0]))
+    assert [g.tolist() for g in groups] == [[1, 5], [0, 2, 3, 4]]  # camera 2's one image joins 1
+    assert [g.tolist() for g in camera_groups(torch.tensor([3, 3, 3]))] == [[0, 1, 2]]
+    assert [g.tolist() for g in camera_groups(torch.tensor([4, 0, 2]))] == [[0, 1, 2]]
+
+
+def test_camera_batches_normalise_each_camera_with_its_own_batch_statistics(trained_ckpt):
+    """CameraBatchModule's training forward against the network run by hand on each camera's
+    rows alone (train mode: BatchNorm on that sub-batch's statistics), rows back in order."""
+    from reidtricks.adaptation.camera_bn import CameraBatchModule
+
+    checkpoint = load_checkpoint(trained_ckpt)
+    net = build_net_from_checkpoint(checkpoint)
+    module = CameraBatchModule(net, 4)
+    module.train()
+    torch.manual_seed(0)
+    images = torch.randn(7, 3, 64, 32)
+    cams = torch.tensor([1, 0, 1, 1, 0, 0, 1])
+    by_hand = copy.deepcopy(net).train()
+    module._cameras = cams
+    out = module(images)
+    module._cameras = None
+    for cam in (0, 1):
+        rows = torch.nonzero(cams == cam).flatten()
+        expected = by_hand(images[rows])
+        torch.testing.assert_close(out.feat_before_bn[rows], expected.feat_before_bn)
+        torch.testing.assert_close(out.logits[rows], expected.logits)
+    whole = copy.deepcopy(by_hand)(images)
+    assert not torch.allclose(whole.feat_before_bn, out.feat_before_bn)  # not one batch
+    with pytest.raises(InputError, match=r"adapt\.camera_bn_training=true needs adapt\.camera_bn"):
+        AdaptConfig(camera_bn_training=True)
+
+
 def test_class_cameras_and_folder_cameras():
     labels = np.array([0, 0, 0, 1, 1, NOISE, 2, 2])
     camids = [1, 1, 0, 2, 0, 2, 1, 0]  # class 2 ties: the lowest camera
@@ -829,7 +865,8 @@ def test_adapt_with_camera_bn_scores_each_camera_with_its_own_statistics(
     out = tmp_path / "adapt"
     metrics = adapt(adapt_cfg(trained_ckpt, out, "target=synthetic", "target.dataset.preset=tiny",
                               f"paths.data_dir={tiny_data_dir}", "adapt.rounds=1",
-                              "adapt.epochs_per_round=1", "adapt.camera_bn=true", *TINY_ADAPT))  # fmt: skip
+                              "adapt.epochs_per_round=1", "adapt.camera_bn=true",
+                              "adapt.camera_bn_training=true", *TINY_ADAPT))  # fmt: skip
     record = metrics["rounds"][0]
     assert 0 <= record["camera_bn"]["synthetic"]["mAP"] <= 1 and record["test_sets"]
     source = FeatureExtractor.from_checkpoint(trained_ckpt, flip=True)

@@ -14,7 +14,8 @@ from reidtricks.adaptation.batchnorm import load_bn_statistics
 from reidtricks.errors import InputError
 from reidtricks.evaluation.evaluator import Evaluator
 from reidtricks.evaluation.feature_module import FeatureModule
-from reidtricks.models import ReIDNet
+from reidtricks.models import ReIDNet, ReIDOutput
+from reidtricks.training.module import ReIDModule
 
 CameraStatistics = dict[int, dict[str, Tensor]]  # camera id -> bn_statistics()
 
@@ -65,3 +66,44 @@ def checkpoint_camera_statistics(
             f"test set(s) {others} have other cameras (evaluate data={stored['target']})"
         )
     return {int(cam): values for cam, values in stored["statistics"].items()}
+
+
+def camera_groups(camids: Tensor) -> list[Tensor]:
+    """The batch rows of each camera, in camera order; a camera with a single row joins the
+    largest group (a BatchNorm needs two samples for batch statistics)."""
+    groups = [torch.nonzero(camids == cam).flatten() for cam in torch.unique(camids)]
+    if len(groups) < 2:
+        return groups
+    single = [g for g in groups if len(g) < 2]
+    groups = [g for g in groups if len(g) >= 2]
+    if single:
+        if not groups:  # every camera once: one group
+            return [torch.cat(single).sort().values]
+        largest = max(range(len(groups)), key=lambda i: len(groups[i]))
+        groups[largest] = torch.cat([groups[largest], *single]).sort().values
+    return groups
+
+
+class CameraBatchModule(ReIDModule):
+    """ReIDModule whose training batches run camera by camera (CBN's training): every BatchNorm
+    normalises each camera's images with that camera's batch statistics, as the camera-BN test
+    normalises them with that camera's running statistics. Losses see the whole batch."""
+
+    _cameras: Tensor | None = None
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        self._cameras = batch[2]
+        try:
+            return super().training_step(batch, batch_idx)
+        finally:
+            self._cameras = None
+
+    def forward(self, images: Tensor) -> ReIDOutput:
+        if self._cameras is None:
+            return super().forward(images)
+        groups = camera_groups(self._cameras)
+        outputs = [super(CameraBatchModule, self).forward(images[rows]) for rows in groups]
+        order = torch.cat(groups)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(len(order), device=order.device)
+        return ReIDOutput(*(torch.cat(parts)[inverse] for parts in zip(*outputs, strict=True)))

@@ -31,6 +31,7 @@ from reidtricks.adaptation.batchnorm import (
     reestimate_bn_statistics,
 )
 from reidtricks.adaptation.camera_bn import (
+    CameraBatchModule,
     CameraBNFeatureModule,
     CameraStatistics,
     stored_camera_statistics,
@@ -496,8 +497,10 @@ class Adaptation:
         labels = training_labels(labels, clusters, setup.settings.outliers)
         classes = int(labels.max()) + 1
         centroids = cluster_centroids(head, labels)
-        cameras = self.target.camids if setup.settings.camera_aware else None
-        rows = None if cameras is None else class_cameras(labels, cameras, classes)
+        by_camera = setup.settings.camera_aware or setup.settings.camera_bn_training
+        cameras = self.target.camids if by_camera else None  # the only ids training may see
+        aware = cameras if setup.settings.camera_aware else None
+        rows = None if aware is None else class_cameras(labels, aware, classes)
         layer = round_classifier(centroids, setup.settings, old.bias is not None, rows)
         self.net.classifier = layer.to(old.weight.device)
         memory = isinstance(layer, ClusterMemory)
@@ -513,7 +516,8 @@ class Adaptation:
             setup.source_info, setup.spec, self.target, setup.settings,
             (loss, setup.optim), classes, index, setup.source_path, setup.seed,
         )  # fmt: skip
-        module = ReIDModule(
+        module_class = CameraBatchModule if setup.settings.camera_bn_training else ReIDModule
+        module = module_class(
             self.net, classes, loss=loss, optim=setup.optim, eval=setup.spec.eval,
             channels_last=setup.channels_last, run_info=info,
         )  # fmt: skip

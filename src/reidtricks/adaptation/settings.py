@@ -49,6 +49,9 @@ class AdaptConfig:
     # Every round: BatchNorm statistics per target camera (CBN); each image's features for the
     # clustering, and the extra "camera BN" test score, use its own camera's statistics.
     camera_bn: bool = False
+    # With camera_bn: the rounds' training batches also normalised camera by camera (CBN's
+    # training; the target's camera ids then reach training, never its identities).
+    camera_bn_training: bool = False
 
     def __post_init__(self) -> None:
         for name in ("rounds", "epochs_per_round", "k1", "k2", "min_samples"):
@@ -63,13 +66,18 @@ class AdaptConfig:
         require_choice("adapt.outliers", self.outliers, OUTLIER_MODES)
         require_choice("adapt.classifier", self.classifier, CLASSIFIERS)
         require_positive("adapt.memory_temperature", self.memory_temperature)
-        for name in ("camera_aware", "adabn", "camera_bn"):
+        for name in ("camera_aware", "adabn", "camera_bn", "camera_bn_training"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"adapt.{name}={getattr(self, name)!r}: expected true or false")
         if self.camera_aware and self.classifier != "memory":
             raise InputError(
                 f"adapt.camera_aware=true needs adapt.classifier=memory (got "
                 f"{self.classifier!r}): only the memory's logits are masked by camera"
+            )
+        if self.camera_bn_training and not self.camera_bn:
+            raise InputError(
+                "adapt.camera_bn_training=true needs adapt.camera_bn=true: the network it "
+                "trains is tested and clustered with each camera's statistics"
             )
         momentum = require_number("adapt.memory_momentum", self.memory_momentum, 0.0, 1.0)
         if momentum >= 1.0:

@@ -22,7 +22,8 @@ class Target:
     """The target images (sorted paths, the order every round uses). `pids` are for measuring
     the pseudo-labels only and never reach training; `test` scores each round; `spec` is the
     dataset entry (plain values) that the adapted checkpoints name; `camids` measure how the
-    clusters lie across cameras and reach training only with adapt.camera_aware."""
+    clusters lie across cameras and reach training only with adapt.camera_aware or
+    adapt.camera_bn_training."""
 
     name: str
     paths: tuple[str, ...]
