@@ -43,22 +43,28 @@ def reestimate_bn_statistics(net: nn.Module, batches: Iterable[Tensor]) -> int:
     return seen
 
 
-def bn_statistics(net: nn.Module) -> dict[str, Tensor]:
-    """A copy of the running statistics (mean, variance, batches seen) of every BatchNorm of
-    `net` that tracks them, by state-dict name."""
+def _statistics_buffers(net: nn.Module) -> dict[str, Tensor]:
+    """The running-statistics buffers (mean, variance, batches seen) of every BatchNorm of `net`
+    that tracks them, by state-dict name (the tensors themselves, not copies)."""
     out: dict[str, Tensor] = {}
     for name, module in net.named_modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
             for buffer in ("running_mean", "running_var", "num_batches_tracked"):
-                out[f"{name}.{buffer}"] = getattr(module, buffer).detach().clone()
+                out[f"{name}.{buffer}"] = getattr(module, buffer)
     return out
+
+
+def bn_statistics(net: nn.Module) -> dict[str, Tensor]:
+    """A copy of the running statistics (mean, variance, batches seen) of every BatchNorm of
+    `net` that tracks them, by state-dict name."""
+    return {name: value.detach().clone() for name, value in _statistics_buffers(net).items()}
 
 
 @torch.no_grad()
 def load_bn_statistics(net: nn.Module, statistics: dict[str, Tensor]) -> None:
     """Copy `statistics` (bn_statistics of the same architecture) into `net`'s buffers."""
-    buffers = dict(net.named_buffers())
-    expected = set(bn_statistics(net))
+    buffers = _statistics_buffers(net)  # once per camera and test batch: no copies
+    expected = set(buffers)
     if set(statistics) != expected:
         wrong = sorted(set(statistics) ^ expected)
         raise ValueError(f"BatchNorm statistics of another network: {wrong[:3]} do not match")

@@ -497,10 +497,10 @@ class Adaptation:
         labels = training_labels(labels, clusters, setup.settings.outliers)
         classes = int(labels.max()) + 1
         centroids = cluster_centroids(head, labels)
-        by_camera = setup.settings.camera_aware or setup.settings.camera_bn_training
+        aware = setup.settings.camera_aware
+        by_camera = aware or setup.settings.camera_bn_training
         cameras = self.target.camids if by_camera else None  # the only ids training may see
-        aware = cameras if setup.settings.camera_aware else None
-        rows = None if aware is None else class_cameras(labels, aware, classes)
+        rows = class_cameras(labels, cameras, classes) if aware else None
         layer = round_classifier(centroids, setup.settings, old.bias is not None, rows)
         self.net.classifier = layer.to(old.weight.device)
         memory = isinstance(layer, ClusterMemory)
