@@ -61,11 +61,16 @@ def clustered_features(seed: int, n: int, dim: int = 8, ids: int = 6) -> np.ndar
 
 
 # -- the k-reciprocal Jaccard distance ---------------------------------------------------------
-def brute_force_jaccard(x: np.ndarray, k1: int, k2: int) -> np.ndarray:
-    """Zhong et al.'s Jaccard distance between every two rows, from the sets themselves."""
+def brute_force_jaccard(
+    x: np.ndarray, k1: int, k2: int, cams: np.ndarray | None = None, penalty: float = 0.0
+) -> np.ndarray:
+    """Zhong et al.'s Jaccard distance between every two rows, from the sets themselves; with
+    `cams`, two different rows of one camera start `penalty` further apart."""
     x = x.astype(np.float64)
     n = len(x)
     d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    if cams is not None:
+        d = d + penalty * ((cams[:, None] == cams[None, :]) & ~np.eye(n, dtype=bool))
     d = d / d.max(axis=1, keepdims=True)  # each row divided by its largest distance
     order = [list(np.argsort(d[i], kind="stable")) for i in range(n)]
 
@@ -119,6 +124,40 @@ def test_jaccard_distance_matches_brute_force(seed, n, k1, k2, chunk, threads):
     keys = rows.numpy() * n + cols.numpy()
     assert (np.diff(keys) > 0).all()
     assert np.array_equal(dense, dense.T) and dist.min() >= 0
+
+
+@pytest.mark.parametrize(
+    "seed, n, k1, k2, chunk, penalty", [(5, 48, 6, 3, 7, 0.7), (6, 40, 9, 1, 2048, 3.0)]
+)
+def test_camera_penalised_jaccard_distance_matches_brute_force(seed, n, k1, k2, chunk, penalty):
+    x = clustered_features(seed, n)
+    cams = np.random.default_rng(seed).integers(0, 3, n)
+    expected = brute_force_jaccard(x, k1, k2, cams, penalty)
+    rows, cols, dist = jaccard_distance_pairs(
+        torch.from_numpy(x), k1, k2, chunk, camera_penalty=(torch.from_numpy(cams), penalty)
+    )
+    dense = np.ones((n, n))
+    dense[rows.numpy(), cols.numpy()] = dist.numpy()
+    np.testing.assert_allclose(dense, expected, rtol=0, atol=1e-5)
+    assert np.array_equal(dense, dense.T)
+    # The penalty does move the distances; jaccard_distances passes it on (0: the plain one).
+    plain = brute_force_jaccard(x, k1, k2)
+    assert np.abs(expected - plain).max() > 0.05
+    from reidtricks.adaptation.clustering import jaccard_distances
+
+    ours = jaccard_distances(torch.from_numpy(x), k1, k2, cams=cams, same_camera_penalty=penalty)
+    off = jaccard_distances(torch.from_numpy(x), k1, k2, cams=cams, same_camera_penalty=0.0)
+    normalised = x / np.linalg.norm(x, axis=1, keepdims=True)  # jaccard_distances normalises
+    np.testing.assert_allclose(
+        ours.dense(), brute_force_jaccard(normalised, k1, k2, cams, penalty), atol=1e-5
+    )
+    np.testing.assert_allclose(off.dense(), brute_force_jaccard(normalised, k1, k2), atol=1e-5)
+
+
+def test_camera_penalty_needs_one_id_per_feature():
+    x = torch.from_numpy(clustered_features(7, 20))
+    with pytest.raises(ValueError, match="expected 20 camera ids and an amount >= 0, got"):
+        jaccard_distance_pairs(x, 5, 2, camera_penalty=(torch.zeros(19, dtype=torch.int64), 0.5))
 
 
 # -- DBSCAN --------------------------------------------------------------------------------
@@ -524,6 +563,10 @@ def test_every_dataset_is_a_target():
         ("adapt.classifier=cosine", r"adapt\.classifier='cosine': expected one of \('linear', "),
         ("adapt.memory_momentum=1", r"adapt\.memory_momentum=1: expected 0 <= momentum < 1"),
         ("adapt.memory_temperature=0", r"adapt\.memory_temperature=0: expected .*> 0"),
+        (
+            "adapt.same_camera_penalty=-0.1",
+            r"adapt\.same_camera_penalty=-0\.1: expected a number in \[0, 4\]",
+        ),
         ("adapt.camera_aware=true", r"adapt\.camera_aware=true needs adapt\.classifier=memory"),
         ("adapt.adabn=1", r"adapt\.adabn=1: expected true or false"),
         ("threads=0", r"threads=0: expected an integer >= 1"),
@@ -601,6 +644,9 @@ def test_bad_targets_are_one_line(untrained_checkpoint, tiny_data_dir, tmp_path)
             "adapt.camera_aware=true")  # fmt: skip
     with pytest.raises(InputError, match=r"adapt\.camera_bn=true: target flat2 has no camera"):
         run(copied(images[:40], tmp_path / "flat2"), "adapt.camera_bn=true")
+    penalty = r"adapt\.same_camera_penalty=0\.5: target flat3 has no camera ids"
+    with pytest.raises(InputError, match=penalty):
+        run(copied(images[:40], tmp_path / "flat3"), "adapt.same_camera_penalty=0.5")
 
 
 # -- target labels never reach training ------------------------------------------------------

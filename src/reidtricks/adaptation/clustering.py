@@ -38,12 +38,24 @@ class SparseDistances:
 
 
 def jaccard_distances(
-    feats: Tensor, k1: int, k2: int, threads: int | None = None
+    feats: Tensor,
+    k1: int,
+    k2: int,
+    threads: int | None = None,
+    cams: Sequence[int] | None = None,
+    same_camera_penalty: float = 0.0,
 ) -> SparseDistances:
     """The k-reciprocal Jaccard distance between every two L2-normalised features (cosine
-    neighbourhoods, as SpCL / MMT cluster), memory-bounded as re-ranking is."""
+    neighbourhoods, as SpCL / MMT cluster), memory-bounded as re-ranking is. With `cams` and a
+    `same_camera_penalty` > 0, two images of one camera start `same_camera_penalty` further
+    apart (squared distance), so that a person's views from other cameras can be neighbours."""
+    penalty = None
+    if same_camera_penalty > 0:
+        if cams is None:
+            raise ValueError("same_camera_penalty > 0 needs the camera ids (cams)")
+        penalty = (torch.as_tensor(np.asarray(cams), dtype=torch.int64), same_camera_penalty)
     rows, cols, dist = jaccard_distance_pairs(
-        F.normalize(feats.float(), dim=1), k1, k2, threads=threads
+        F.normalize(feats.float(), dim=1), k1, k2, threads=threads, camera_penalty=penalty
     )
     return SparseDistances(
         len(feats), rows.cpu().numpy(), cols.cpu().numpy(), dist.cpu().double().numpy()

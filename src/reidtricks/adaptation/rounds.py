@@ -302,10 +302,12 @@ class Adaptation:
         report: Callable[[str], None] = print,
     ) -> None:
         self.net, self.setup, self.target, self.report = net, setup, target, report
-        for flag in ("camera_aware", "camera_bn"):
-            if getattr(setup.settings, flag) and len(set(target.camids or ())) < 2:
+        for flag in ("camera_aware", "camera_bn", "same_camera_penalty"):
+            value = getattr(setup.settings, flag)
+            if value and len(set(target.camids or ())) < 2:
+                shown = str(value).lower() if isinstance(value, bool) else value
                 raise InputError(
-                    f"adapt.{flag}=true: target {target.name} has "
+                    f"adapt.{flag}={shown}: target {target.name} has "
                     + ("one camera" if target.camids else "no camera ids")
                     + "; it needs images of 2+ cameras (target=folder: one sub-folder per camera)"
                 )
@@ -366,7 +368,14 @@ class Adaptation:
 
         tested, head = self.features(self.statistics)
         seconds = {"features": lap()}
-        distances = jaccard_distances(tested, settings.k1, settings.k2, self.setup.threads)
+        distances = jaccard_distances(
+            tested,
+            settings.k1,
+            settings.k2,
+            self.setup.threads,
+            cams=self.target.camids,
+            same_camera_penalty=settings.same_camera_penalty,
+        )
         labels = dbscan_labels(distances, settings.eps, settings.min_samples)
         clusters = check_clusters(labels, settings, p, index)
         kept = int((labels != NOISE).sum())

@@ -49,6 +49,10 @@ class AdaptConfig:
     # Every round: BatchNorm statistics per target camera (CBN); each image's features for the
     # clustering, and the extra "camera BN" test score, use its own camera's statistics.
     camera_bn: bool = False
+    # Added to the squared distance (of L2-normalised features, 0..4) of two images of one camera
+    # before the Jaccard distance's neighbourhoods are found, so that a person's views from
+    # other cameras can share a cluster; 0: off (docs/METHOD.md, "Camera-penalised distance").
+    same_camera_penalty: float = 0.0
     # With camera_bn: the rounds' training batches also normalised camera by camera (CBN's
     # training; the target's camera ids then reach training, never its identities).
     camera_bn_training: bool = False
@@ -66,6 +70,7 @@ class AdaptConfig:
         require_choice("adapt.outliers", self.outliers, OUTLIER_MODES)
         require_choice("adapt.classifier", self.classifier, CLASSIFIERS)
         require_positive("adapt.memory_temperature", self.memory_temperature)
+        require_number("adapt.same_camera_penalty", self.same_camera_penalty, 0.0, 4.0)
         for name in ("camera_aware", "adabn", "camera_bn", "camera_bn_training"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"adapt.{name}={getattr(self, name)!r}: expected true or false")

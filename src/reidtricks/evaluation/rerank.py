@@ -15,7 +15,9 @@ neighbours at exactly equal distances come in arbitrary order, as with their uns
 On CPU, the distance blocks and row chunks go to worker threads with torch's intra-op
 parallelism off, so that a core kept busy by another process costs only its share of the work.
 `jaccard_distance_pairs` gives the Jaccard term alone between every two of N features (one set,
-not stacked twice), as the sparse pairs below distance 1, for clustering (`reidtricks.adapt`).
+not stacked twice), as the sparse pairs below distance 1, for clustering (`reidtricks.adapt`);
+optionally on camera-penalised distances, d'(i, j) = d(i, j) + penalty for two images of one
+camera (i != j), used for every step above in place of d.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ _BUDGET = 1 << 21
 # (query entry, gallery entry) pairs per chunk of the Jaccard pass: ~60 bytes of temporaries
 # each, per worker. Random features share columns with ~35x more gallery rows than good ones.
 _PAIR_BUDGET = 1 << 19
+
+# Camera ids of the N items and the amount added to the squared distance of two items of one camera.
+CameraPenalty = tuple[Tensor, float]
 
 
 def re_rank(
@@ -74,23 +79,39 @@ def re_rank(
 
 
 def jaccard_distance_pairs(
-    feats: Tensor, k1: int, k2: int, chunk_size: int = 2048, threads: int | None = None
+    feats: Tensor,
+    k1: int,
+    k2: int,
+    chunk_size: int = 2048,
+    threads: int | None = None,
+    camera_penalty: CameraPenalty | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The k-reciprocal Jaccard distance between every two of N features (the module docstring's
     jac, with the N features as the one stacked set), as sparse (rows, cols, distances) of the
     pairs that share a neighbour; every other pair is at distance 1. Row-major, exactly
     symmetric, each row holding itself (at ~0, never below). Memory: the pairs, and re_rank's
-    bounded blocks.
+    bounded blocks. `camera_penalty` (camera ids, amount): the distances it starts from are
+    camera-penalised (module docstring).
     """
     if feats.dim() != 2 or len(feats) == 0:
         raise ValueError(f"features must be 2-D with at least one row, got {tuple(feats.shape)}")
     _check_settings(k1, k2, chunk_size, threads)
+    if camera_penalty is not None:
+        cams, amount = camera_penalty
+        if cams.shape != (len(feats),) or not amount >= 0:
+            raise ValueError(
+                f"camera_penalty: expected {len(feats)} camera ids and an amount >= 0, got "
+                f"{tuple(cams.shape)} ids and {amount}"
+            )
+        camera_penalty = (cams.to(feats.device), float(amount))
     on_cpu = feats.device.type == "cpu"
     workers = (threads or torch.get_num_threads()) if on_cpu else 1
     with torch_threads(1 if on_cpu else None):
         x = feats.float()
         n = len(x)
-        rows, cols, vals = _sparse_v(x, k1, k2, chunk_size, x.new_empty(0, n), workers)[0]
+        rows, cols, vals = _sparse_v(
+            x, k1, k2, chunk_size, x.new_empty(0, n), workers, camera_penalty
+        )[0]
 
         def upper_pairs(a: int, b: int, shared: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             # Each pair once (i <= j), mirrored below, so that (i, j) and (j, i) are equal.
@@ -138,14 +159,20 @@ def _re_rank(
 
 
 def _sparse_v(
-    x: Tensor, k1: int, k2: int, chunk_size: int, qg_out: Tensor, workers: int
+    x: Tensor,
+    k1: int,
+    k2: int,
+    chunk_size: int,
+    qg_out: Tensor,
+    workers: int,
+    camera_penalty: CameraPenalty | None = None,
 ) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
     """The sparse rows of V (after the local expansion when k2 != 1) and each row's largest
     distance; the raw distances of the first len(qg_out) rows x the rest go to `qg_out`."""
     n = len(x)
     k_half = round(k1 / 2)  # banker's rounding, like numpy.around in the reference
     width = min(max(k1 + 1, k2), n)
-    knn, knn_d, row_max = _neighbour_tables(x, width, chunk_size, qg_out, workers)
+    knn, knn_d, row_max = _neighbour_tables(x, width, chunk_size, qg_out, workers, camera_penalty)
     top1, toph = knn[:, : min(k1 + 1, n)], knn[:, : min(k_half + 1, n)]
     rows, cols, vals = _encode(
         x,
@@ -156,6 +183,7 @@ def _sparse_v(
         (toph, k_reciprocal_mask(toph)),
         chunk_size,
         workers,
+        camera_penalty,
     )
     if k2 != 1:
         nbrs = knn[:, : min(k2, n)]
@@ -164,7 +192,12 @@ def _sparse_v(
 
 
 def _neighbour_tables(
-    x: Tensor, k: int, block: int, qg_out: Tensor, workers: int
+    x: Tensor,
+    k: int,
+    block: int,
+    qg_out: Tensor,
+    workers: int,
+    camera_penalty: CameraPenalty | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Each row's k nearest (indices and squared distances, ascending) and largest distance.
 
@@ -192,6 +225,12 @@ def _neighbour_tables(
         a, c = pair
         xa, sa = x[a : a + block], sq[a : a + block, None]
         blk = torch.addmm(sa + sq[None, c : c + block], xa, x[c : c + block].t(), alpha=-2.0)
+        if camera_penalty is not None:
+            cams, amount = camera_penalty
+            same = cams[a : a + block, None] == cams[None, c : c + block]
+            if a == c:
+                same.fill_diagonal_(False)  # an item's distance to itself stays as it is
+            blk += amount * same
         merge(a, blk, c)
         if c != a:
             merge(c, blk.t().contiguous(), a)
@@ -227,6 +266,7 @@ def _encode(
     reciprocal_half: tuple[Tensor, Tensor],
     chunk_size: int,
     workers: int,
+    camera_penalty: CameraPenalty | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Sparse V rows (row, col, value; row-major, ascending columns): Gaussian weights of E(i).
 
@@ -262,7 +302,7 @@ def _encode(
         found = table_idx[rr] == cc[:, None]
         hit = found.any(1)
         dist = table_d[rr].gather(1, found.int().argmax(1, keepdim=True)).squeeze(1)
-        dist[~hit] = _pair_sqdist(x, sq, rr[~hit], cc[~hit])
+        dist[~hit] = _pair_sqdist(x, sq, rr[~hit], cc[~hit], camera_penalty)
         w = torch.exp(-dist / row_max[rr])
         sums = torch.zeros(len(r), device=x.device).index_add_(0, rr - a, w)
         return rr, cc, w / sums[rr - a]
@@ -271,13 +311,18 @@ def _encode(
     return tuple(torch.cat(p) for p in zip(*parts, strict=True))
 
 
-def _pair_sqdist(x: Tensor, sq: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+def _pair_sqdist(
+    x: Tensor, sq: Tensor, rows: Tensor, cols: Tensor, camera_penalty: CameraPenalty | None = None
+) -> Tensor:
     """d(rows[p], cols[p]) with the formula of the distance pass, in sub-chunks of pairs."""
     out = torch.empty(len(rows), device=x.device)
     step = max(1, _BUDGET // (2 * x.shape[1]))
     for s in range(0, len(rows), step):
         r, c = rows[s : s + step], cols[s : s + step]
         out[s : s + step] = (sq[r] + sq[c]) - 2.0 * (x[r] * x[c]).sum(1)
+        if camera_penalty is not None:
+            cams, amount = camera_penalty
+            out[s : s + step] += amount * ((cams[r] == cams[c]) & (r != c))
     return out
 
 
