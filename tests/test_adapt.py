@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
@@ -734,6 +735,42 @@ def test_camera_bn_clustering_features_use_each_cameras_own_statistics(
     assert not torch.allclose(tested, plain, atol=1e-3)  # the statistics changed the features
 
 
+def test_same_camera_penalty_clusters_on_the_penalised_distance(
+    trained_ckpt, tiny_data_dir, tmp_path
+):
+    """A round's pseudo-labels with adapt.same_camera_penalty against DBSCAN by hand on the
+    brute-force Jaccard distance of the round's features, same-camera pairs moved by the penalty."""
+    from reidtricks.adaptation.rounds import Adaptation
+    from reidtricks.cli.adapt import adaptation_setup, check_adapt_settings
+    from reidtricks.data.datasets import SyntheticReID
+
+    train = sorted(SyntheticReID(tiny_data_dir, preset="tiny").load().train)[:64]
+    paths = tuple(p for p, _, _ in train)
+    cams = np.arange(len(paths)) % 2
+    target = Target("two", paths, camids=tuple(cams.tolist()))
+    checkpoint = load_checkpoint(trained_ckpt)
+
+    def adaptation(*overrides: str) -> Adaptation:
+        cfg = adapt_cfg(trained_ckpt, tmp_path / "run", "target=folder", "target.images=unused",
+                        "adapt.rounds=1", "adapt.epochs_per_round=1", *TINY_ADAPT,
+                        *overrides)  # fmt: skip
+        setup = adaptation_setup(cfg, checkpoint, *check_adapt_settings(cfg))
+        return Adaptation(build_net_from_checkpoint(checkpoint), setup, target, lambda _: None)
+
+    feats = F.normalize(adaptation().features()[0], dim=1).numpy()
+    labels = {}
+    for penalty in (0.0, 0.5):
+        dense = brute_force_jaccard(feats, 10, 3, cams, penalty)  # TINY_ADAPT's k1, k2
+        # A radius with no distance within 1e-4 of it (fp32 against fp64 would decide those).
+        eps = next(e for e in (0.5, 0.45, 0.55, 0.4, 0.6) if (abs(dense - e) > 1e-4).all())
+        expected = brute_force_dbscan(dense, eps, 2)
+        assert expected.max() >= 1  # two clusters or more: a round trains
+        run = adaptation(f"adapt.same_camera_penalty={penalty}", f"adapt.eps={eps}")
+        _, labels[penalty] = run.round(1)
+        np.testing.assert_array_equal(labels[penalty], expected)
+    assert not np.array_equal(labels[0.0], labels[0.5])
+
+
 @pytest.mark.slow
 def test_a_run_stopped_by_a_later_round_keeps_the_rounds_it_finished(
     trained_ckpt, tiny_data_dir, tmp_path, monkeypatch
@@ -915,6 +952,8 @@ def test_adapt_with_camera_bn_scores_each_camera_with_its_own_statistics(
                               "adapt.camera_bn_training=true", *TINY_ADAPT))  # fmt: skip
     record = metrics["rounds"][0]
     assert 0 <= record["camera_bn"]["synthetic"]["mAP"] <= 1 and record["test_sets"]
+    steps = ["features", "clustering", "training", "camera_statistics", "checkpoint", "test"]
+    assert list(record["seconds_by_step"]) == [*steps, "camera_bn"]
     source = FeatureExtractor.from_checkpoint(trained_ckpt, flip=True)
     spec = OmegaConf.to_container(compose_config("adapt", "target=synthetic",
                                                  "target.dataset.preset=tiny", f"paths.data_dir={tiny_data_dir}",

@@ -21,9 +21,9 @@ LEFT_OUT = {
 }  # fmt: skip
 
 
-def flat(*overrides: str) -> dict:
+def flat(*overrides: str, experiment: str = "generalize") -> dict:
     cfg = compose_train(
-        "experiment=generalize", "paths.data_dir=/data", "paths.output_dir=/o", *overrides
+        f"experiment={experiment}", "paths.data_dir=/data", "paths.output_dir=/o", *overrides
     )
     container = OmegaConf.to_container(cfg, resolve=True)
     out: dict = {}
@@ -66,3 +66,17 @@ def test_the_adaptation_source_never_trains_on_cuhk03():
     cfg = compose_train("experiment=adapt_source_cuhk03")
     assert "cuhk03" not in cfg.data.train_sources and list(cfg.data.test_sources) == ["cuhk03"]
     assert all(cfg.data.train_sources[name].combineall for name in UNSEEN)
+
+
+def test_the_30_epoch_recipe_changes_only_the_schedule():
+    recipe, long = flat(), flat(experiment="generalize_long")
+    changed = {k: long[k] for k in long if recipe.get(k) != long[k]}
+    assert changed == {
+        "task_name": "generalize_long",
+        "cell": "recipe_30ep",
+        "optim.warmup_epochs": 3,
+        "optim.milestones": [10, 18],
+        "trainer.max_epochs": 30,
+        "trainer.check_val_every_n_epoch": 30,
+    }
+    assert set(long) == set(recipe)

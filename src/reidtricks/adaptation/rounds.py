@@ -388,13 +388,15 @@ class Adaptation:
             f"{settings.epochs_per_round} epoch(s)"
         )
         trainer = self.train(labels, head, clusters, index)
+        seconds["training"] = lap()
         if self.statistics is not None:  # the checkpoint's, and the next round clusters with them
             self.statistics = self.camera_statistics()
             trainer.lightning_module.run_info["camera_bn"] = stored_camera_statistics(
                 self.target.name, self.statistics
             )
+            seconds["camera_statistics"] = lap()
         checkpoint = self.save(trainer, index)
-        seconds["training"] = lap()
+        seconds["checkpoint"] = lap()
         scores = self.test()
         if scores is not None:
             seconds["test"] = lap()
