@@ -58,6 +58,8 @@ def row(metrics_json: Path) -> list[str]:
         ("camera_aware", False),
         ("adabn", False),
         ("camera_bn", False),
+        ("camera_bn_training", False),
+        ("same_camera_penalty", 0.0),
     )
     for key, default in changed:  # named where not the default
         if m["adapt"].get(key, default) != default:

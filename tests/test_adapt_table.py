@@ -42,7 +42,8 @@ def make_run(
 def test_rows_hold_direct_transfer_each_round_and_the_change(tmp_path):
     make_run(tmp_path / "runs" / "a", 0.200, [0.150, 0.2512], 0.4)
     make_run(tmp_path / "runs" / "b", 0.200, [0.190], 0.3, classifier="memory", outliers="drop",
-             adabn=True, camera_bn=True, stopped="adapt.eps=0.3: round 2: ...")  # fmt: skip
+             adabn=True, camera_bn=True, same_camera_penalty=0.1,
+             stopped="adapt.eps=0.3: round 2: ...")  # fmt: skip
     (tmp_path / "runs" / "failed").mkdir()
     (tmp_path / "runs" / "failed" / "adapt.log").write_text("")
     result = subprocess.run(
@@ -56,7 +57,7 @@ def test_rows_hold_direct_transfer_each_round_and_the_change(tmp_path):
     )
     assert lines[3] == (
         "| b | viper split 3 | eps 0.3 k1 20 min_samples 2 lr 0.0001 epochs_per_round 2 "
-        "classifier memory adabn True camera_bn True | 8 | 1 | 20.0 | 21.0 | 19.0 / stopped | -1.0 "
+        "classifier memory adabn True camera_bn True same_camera_penalty 0.1 | 8 | 1 | 20.0 | 21.0 | 19.0 / stopped | -1.0 "
         "| 23.0 / 29.0 | 0.80 / 0.50 | 1.2% |"
     )
     assert lines[-1] == f"no metrics.json (failed or unfinished): {tmp_path / 'runs' / 'failed'}"
