@@ -735,6 +735,7 @@ def test_camera_bn_clustering_features_use_each_cameras_own_statistics(
     assert not torch.allclose(tested, plain, atol=1e-3)  # the statistics changed the features
 
 
+@pytest.mark.slow
 def test_same_camera_penalty_clusters_on_the_penalised_distance(
     trained_ckpt, tiny_data_dir, tmp_path
 ):
