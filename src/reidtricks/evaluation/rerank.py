@@ -226,11 +226,9 @@ def _neighbour_tables(
         xa, sa = x[a : a + block], sq[a : a + block, None]
         blk = torch.addmm(sa + sq[None, c : c + block], xa, x[c : c + block].t(), alpha=-2.0)
         if camera_penalty is not None:
-            cams, amount = camera_penalty
-            same = cams[a : a + block, None] == cams[None, c : c + block]
-            if a == c:
-                same.fill_diagonal_(False)  # an item's distance to itself stays as it is
-            blk += amount * same
+            rows = torch.arange(a, a + len(blk), device=x.device)[:, None]
+            cols = torch.arange(c, c + blk.shape[1], device=x.device)[None, :]
+            blk += _camera_penalty_of(camera_penalty, rows, cols)
         merge(a, blk, c)
         if c != a:
             merge(c, blk.t().contiguous(), a)
@@ -321,9 +319,15 @@ def _pair_sqdist(
         r, c = rows[s : s + step], cols[s : s + step]
         out[s : s + step] = (sq[r] + sq[c]) - 2.0 * (x[r] * x[c]).sum(1)
         if camera_penalty is not None:
-            cams, amount = camera_penalty
-            out[s : s + step] += amount * ((cams[r] == cams[c]) & (r != c))
+            out[s : s + step] += _camera_penalty_of(camera_penalty, r, c)
     return out
+
+
+def _camera_penalty_of(camera_penalty: CameraPenalty, rows: Tensor, cols: Tensor) -> Tensor:
+    """What d' adds to d(rows, cols) (index tensors, broadcast): the amount for two different
+    items of one camera, 0 otherwise (an item's distance to itself stays as it is)."""
+    cams, amount = camera_penalty
+    return amount * ((cams[rows] == cams[cols]) & (rows != cols))
 
 
 def _squared_norms(x: Tensor, rows: int = 4096) -> Tensor:
