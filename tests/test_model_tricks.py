@@ -41,7 +41,17 @@ def composed(*overrides: str) -> dict[str, object]:
     return flat(OmegaConf.to_container(compose_train(*overrides), resolve=False))
 
 
-@pytest.mark.parametrize("model", ["resnet50", "resnet18", "mobilenetv2", "efficientnet_lite0"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "resnet50",
+        "resnet18",
+        "mobilenetv2",
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+    ],
+)
 def test_every_model_config_has_the_tricks_off(model):
     cfg = composed(f"model={model}")
     assert {k: cfg[k] for k in OFF} == OFF
@@ -218,3 +228,13 @@ def test_a_model_trained_with_every_trick_works_in_every_command(tiny_data_dir, 
 
     report = export_checkpoint(command_cfg("export", ckpt, tmp_path / "export"))["parity"]
     assert report.passed and report.max_abs_diff <= 1e-4, report.summary()
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_efficientnet_lite_configs_name_their_backbone_and_weights_file(n):
+    cfg = composed(f"model=efficientnet_lite{n}")
+    assert cfg["model.backbone"] == f"timm:tf_efficientnet_lite{n}"
+    assert cfg["model.pretrained_path"] == f"${{paths.weights_dir}}/tf_efficientnet_lite{n}.pt"
+    lite0 = composed("model=efficientnet_lite0")
+    differs = {k for k in cfg.keys() | lite0.keys() if cfg.get(k) != lite0.get(k)}
+    assert differs == {"model.backbone", "model.pretrained_path"}

