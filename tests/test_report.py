@@ -473,3 +473,37 @@ def test_delta_from_a_row_whose_jobs_were_all_corrupt_says_so(tmp_path):
         Exception, match=r"no such row .*1 job\(s\) were left out .*, the first: .*"
     ):
         write_report(sweep, delta_from="bnneck")
+
+
+def test_a_study_on_unseen_sets_has_their_mean_per_seed_then_over_seeds(tmp_path):
+    """Trained on cuhk03, tested on three other sets: the `mean` column averages each run's
+    three mAPs, then takes mean ± std over the seeds, with its Δ and noise mark like any set."""
+    sweep = tmp_path / "unseen"
+    maps = {("recipe", 0): (0.30, 0.40, 0.20), ("recipe", 1): (0.32, 0.44, 0.20),
+            ("no_x", 0): (0.20, 0.40, 0.15), ("no_x", 1): (0.22, 0.38, 0.17)}  # fmt: skip
+    for num, ((cell, seed), per_set) in enumerate(maps.items()):
+        job = sweep / f"{num}_{cell}_seed{seed}"
+        (job / ".hydra").mkdir(parents=True)
+        sets = {name: {"rank1": m / 2, "mAP": m, "mINP": 0.1}
+                for name, m in zip(("viper", "ilids", "prid2011"), per_set, strict=True)}  # fmt: skip
+        payload = {"cell": cell, "seed": seed, "train_sets": ["cuhk03"], "test_sets": sets}
+        (job / "metrics.json").write_text(json.dumps(payload))
+    main([str(sweep), "--delta-from", "recipe"])
+    rows = {r["row"]: r for r in csv.DictReader((sweep / "report.csv").read_text().splitlines())}
+    recipe = [statistics.fmean(maps["recipe", s]) for s in (0, 1)]  # 0.30, 0.32
+    no_x = [statistics.fmean(maps["no_x", s]) for s in (0, 1)]  # 0.25, 0.2566...
+    assert rows["recipe"]["mean mAP"] == (
+        f"{100 * statistics.fmean(recipe):.1f} ± {100 * statistics.stdev(recipe):.1f}"
+    )
+    assert rows["recipe"]["mean rank1"].startswith(f"{50 * statistics.fmean(recipe):.1f} ± ")
+    delta = 100 * (statistics.fmean(no_x) - statistics.fmean(recipe))
+    assert rows["no_x"]["mean Δ mAP"] == f"{delta:+.1f}"  # -5.8, noise 1.5: beyond it
+    md = (sweep / "report.md").read_text()
+    assert "`mean`: each run's metrics averaged over the 3 test sets it never trained on" in md
+    assert "mean R1 / mAP" in md.splitlines()[4]
+    # one of the test sets trained on: no mean (in-domain and unseen do not average)
+    payload = json.loads((sweep / "0_recipe_seed0" / "metrics.json").read_text())
+    payload["train_sets"] = ["viper"]
+    (sweep / "0_recipe_seed0" / "metrics.json").write_text(json.dumps(payload))
+    main([str(sweep)])
+    assert "mean mAP" not in (sweep / "report.csv").read_text().splitlines()[0]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 SHOWN = ("rank1", "mAP")
+MEAN_OF_SETS = "mean"  # the column of a study on unseen sets: each run's mean over them
 
 
 @dataclass

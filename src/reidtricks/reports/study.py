@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import re
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from hydra.errors import HydraException
 from reidtricks.errors import InputError, error_summary
 from reidtricks.reports.paper_results import published
 from reidtricks.reports.report_csv import pool_rows, rows_from_report_csv
-from reidtricks.reports.rows import SHOWN, Row, test_set_names
+from reidtricks.reports.rows import MEAN_OF_SETS, SHOWN, Row, test_set_names
 from reidtricks.reports.study_plots import plot_deltas, plot_rows
 
 
@@ -300,10 +301,13 @@ def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
     rows: dict[tuple[str, str], Row] = {}  # by (name, training sets)
     names = list(dict.fromkeys((job["row"], _trained_on(job)) for job in jobs))
     variants_only = len(names) == 1 and any(_default_is_a_variant(job) for job in jobs)
+    averaged = _unseen_sets_of_every_job(jobs)
 
     def add(name: str, per_set: dict[str, dict[str, float]], job: dict[str, Any]) -> None:
         trained_on = _trained_on(job)
         row = rows.setdefault((name, trained_on), Row(name, trained_on))
+        if averaged:
+            per_set = {**per_set, MEAN_OF_SETS: _mean_over_sets(per_set)}
         for test_set, metrics in per_set.items():
             values = row.values.setdefault(test_set, {})
             for key in (*SHOWN, "rank5", "rank10", "mINP"):
@@ -320,6 +324,26 @@ def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
         for variant, per_set in (job.get("variants") or {}).items():
             add(variant if variants_only else f"{job['row']}+{variant}", per_set, job)
     return list(rows.values())
+
+
+def _unseen_sets_of_every_job(jobs: Sequence[dict[str, Any]]) -> list[str]:
+    """The test sets when every job tests on the same two or more sets, none of which it trained
+    on (a study of unseen cameras); else []: only then is their mean a column."""
+    names = {tuple(sorted(job.get("test_sets") or {})) for job in jobs}
+    if len(names) != 1 or len(sets := next(iter(names))) < 2:
+        return []
+    unseen = all(not set(sets) & set(job.get("train_sets", [])) for job in jobs)
+    return list(sets) if unseen else []
+
+
+def _mean_over_sets(per_set: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each metric averaged over one run's test sets (only metrics that every set has)."""
+    keys = set.intersection(*(set(metrics) for metrics in per_set.values()))
+    return {
+        key: statistics.fmean(metrics[key] for metrics in per_set.values())
+        for key in (*SHOWN, "rank5", "rank10", "mINP")
+        if key in keys and all(isinstance(m[key], (int, float)) for m in per_set.values())
+    }
 
 
 def _default_is_a_variant(job: dict[str, Any]) -> bool:
@@ -468,7 +492,13 @@ def write_report(
         f"Δ: change from {'the row ' + delta_from if delta_from else 'the previous row'} on "
         "the same test set and training set; `~` marks a "
         "change within the seed noise (|Δ| <= sqrt(std_prev² + std_row²)); `?` a change of "
-        "unknown noise (a row with one seed): neither within the noise nor beyond it.",
+        "unknown noise (a row with one seed): neither within the noise nor beyond it."
+        + (
+            f" `{MEAN_OF_SETS}`: each run's metrics averaged over the {len(test_sets) - 1} test "
+            "sets it never trained on, then mean ± std over seeds."
+            if MEAN_OF_SETS in test_sets
+            else ""
+        ),
         "",
         "| " + " | ".join(shown_columns) + " |",
         "|" + "---|" * len(shown_columns),
