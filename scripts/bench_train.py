@@ -3,9 +3,11 @@ torch.compile.
 
     python scripts/bench_train.py [--backbone resnet18] [--height 128 --width 64] [--batch 32]
                                   [--last-stride 1 --neck bnneck] [--skip-bf16] [--compile]
+    python scripts/bench_train.py --backbone timm:mobilenetv2_100,timm:tf_efficientnet_lite1 ...
 
 Each variant runs the full step (forward, CE + triplet + center loss, backward, Adam step) on
-random data; the ratio column compares with the plain fp32 (NCHW) step measured in the same run.
+random data; the ratio column compares with the plain fp32 (NCHW) step measured in the same run
+(with several comma-separated backbones: the first backbone's).
 With --compile the network's forward is compiled (torch.compile, inductor; on CPU it needs a C++
 compiler); the compile time is reported apart and the step time is measured after it.
 """
@@ -25,7 +27,12 @@ from reidtricks.training.optim import build_param_groups
 
 
 def step_time(
-    args, channels_last: bool, dtype: torch.dtype | None, device: str, compiled: bool = False
+    args,
+    backbone: str,
+    channels_last: bool,
+    dtype: torch.dtype | None,
+    device: str,
+    compiled: bool = False,
 ) -> tuple[float, float]:
     """(seconds per step, seconds of the warm-up steps, where compilation happens)."""
     torch.manual_seed(0)
@@ -33,7 +40,7 @@ def step_time(
         num_classes=751,
         **replace(
             ModelConfig(),
-            backbone=args.backbone,
+            backbone=backbone,
             pretrained=False,
             last_stride=args.last_stride,
             neck=args.neck,
@@ -105,17 +112,23 @@ def main() -> None:
     if args.compile:
         variants += [("fp32 compiled", False, None, True),
                      ("fp32 channels-last compiled", True, None, True)]  # fmt: skip
+    backbones = args.backbone.split(",")
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
-          f"backbone={args.backbone} input={args.height}x{args.width} batch={args.batch} "
+          f"input={args.height}x{args.width} batch={args.batch} "
           f"last_stride={args.last_stride} neck={args.neck}")  # fmt: skip
     print(
-        "| variant | s/step | images/s | vs baseline | warm-up s (compile) |\n|---|---|---|---|---|"
+        "| backbone | variant | s/step | images/s | vs baseline | warm-up s (compile) |\n"
+        "|---|---|---|---|---|---|"
     )
     base = None
-    for name, cl, dtype, compiled in variants:
-        t, warmup = step_time(args, cl, dtype, device, compiled)
-        base = base or t
-        print(f"| {name} | {t:.3f} | {args.batch / t:.1f} | {base / t:.2f}x | {warmup:.1f} |")
+    for backbone in backbones:
+        for name, cl, dtype, compiled in variants:
+            t, warmup = step_time(args, backbone, cl, dtype, device, compiled)
+            if base is not None:
+                name = name.removesuffix(" (baseline)")
+            base = base or t
+            print(f"| {backbone} | {name} | {t:.3f} | {args.batch / t:.1f} | {base / t:.2f}x "
+                  f"| {warmup:.1f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
