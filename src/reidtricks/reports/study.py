@@ -28,6 +28,8 @@ from reidtricks.reports.report_csv import pool_rows, rows_from_report_csv
 from reidtricks.reports.rows import MEAN_OF_SETS, SHOWN, Row, test_set_names
 from reidtricks.reports.study_plots import plot_deltas, plot_rows
 
+READ_METRICS = (*SHOWN, "rank5", "rank10", "mINP")  # what a row keeps of each test set
+
 
 @dataclass
 class StudyJobs:
@@ -73,7 +75,7 @@ def _metric_sets_problem(value: Any, key: str) -> str | None:
     for test_set, metrics in value.items():
         if not isinstance(metrics, dict):
             return f"{key}.{test_set} is a {type(metrics).__name__}, expected a mapping"
-        for metric in (*SHOWN, "rank5", "rank10", "mINP"):
+        for metric in READ_METRICS:
             number = metrics.get(metric)
             if number is None and metric not in SHOWN:
                 continue
@@ -301,7 +303,7 @@ def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
     rows: dict[tuple[str, str], Row] = {}  # by (name, training sets)
     names = list(dict.fromkeys((job["row"], _trained_on(job)) for job in jobs))
     variants_only = len(names) == 1 and any(_default_is_a_variant(job) for job in jobs)
-    averaged = _unseen_sets_of_every_job(jobs)
+    averaged = _tests_unseen_sets_only(jobs)
 
     def add(name: str, per_set: dict[str, dict[str, float]], job: dict[str, Any]) -> None:
         trained_on = _trained_on(job)
@@ -310,7 +312,7 @@ def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
             per_set = {**per_set, MEAN_OF_SETS: _mean_over_sets(per_set)}
         for test_set, metrics in per_set.items():
             values = row.values.setdefault(test_set, {})
-            for key in (*SHOWN, "rank5", "rank10", "mINP"):
+            for key in READ_METRICS:
                 if isinstance(metrics.get(key), (int, float)) and math.isfinite(metrics[key]):
                     values.setdefault(key, []).append(float(metrics[key]))
         row.seeds.append(job.get("seed", 0))
@@ -326,23 +328,22 @@ def build_rows(jobs: Sequence[dict[str, Any]]) -> list[Row]:
     return list(rows.values())
 
 
-def _unseen_sets_of_every_job(jobs: Sequence[dict[str, Any]]) -> list[str]:
-    """The test sets when every job tests on the same two or more sets, none of which it trained
-    on (a study of unseen cameras); else []: only then is their mean a column."""
+def _tests_unseen_sets_only(jobs: Sequence[dict[str, Any]]) -> bool:
+    """Whether every job tests on the same two or more sets, none of which it trained on (a
+    study of unseen cameras): only then is their mean a column."""
     names = {tuple(sorted(job.get("test_sets") or {})) for job in jobs}
     if len(names) != 1 or len(sets := next(iter(names))) < 2:
-        return []
-    unseen = all(not set(sets) & set(job.get("train_sets", [])) for job in jobs)
-    return list(sets) if unseen else []
+        return False
+    return all(not set(sets) & set(job.get("train_sets", [])) for job in jobs)
 
 
 def _mean_over_sets(per_set: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Each metric averaged over one run's test sets (only metrics that every set has)."""
-    keys = set.intersection(*(set(metrics) for metrics in per_set.values()))
+    """Each metric averaged over one run's test sets (the metrics that every set has; numbers,
+    checked when the job was read)."""
     return {
         key: statistics.fmean(metrics[key] for metrics in per_set.values())
-        for key in (*SHOWN, "rank5", "rank10", "mINP")
-        if key in keys and all(isinstance(m[key], (int, float)) for m in per_set.values())
+        for key in READ_METRICS
+        if all(key in metrics for metrics in per_set.values())
     }
 
 
