@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from reidtricks.reports.rows import Row, test_set_names
+from reidtricks.reports.rows import MEAN_OF_SETS, Row, test_set_names
 
 
 def plot_rows(rows: Sequence[Row], out_png: Path, title: str = "") -> Path:
@@ -71,9 +71,15 @@ def plot_deltas(rows: Sequence[Row], reference: str, out_png: Path, title: str =
     for j, test_set in enumerate(test_sets):
         x = [i + (j - (len(test_sets) - 1) / 2) * width for i in range(len(deltas))]
         values = [d.get(test_set, (math.nan, math.nan)) for d in deltas.values()]
+        # the mean over the unseen sets is the headline: black, hatched, apart from the sets
+        style = (
+            {"color": "0.2", "hatch": "//", "edgecolor": "white"}
+            if test_set == MEAN_OF_SETS
+            else {}
+        )
         ax.bar(x, [100 * v for v, _ in values], width,
                yerr=[0 if math.isnan(n) else 100 * n for _, n in values], capsize=2,
-               label=test_set)  # fmt: skip
+               label=test_set, **style)  # fmt: skip
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(deltas)), list(deltas), rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(f"Δ mAP from {reference} (points)")
