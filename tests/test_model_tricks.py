@@ -152,8 +152,10 @@ def test_a_bad_stored_trick_is_a_one_line_error(args, message):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.slow  # two ONNX exports
-@pytest.mark.parametrize("backbone", ["timm:mobilenetv2_100", "timm:tf_efficientnet_lite0"])
+@pytest.mark.slow  # three ONNX exports
+@pytest.mark.parametrize(
+    "backbone", ["timm:mobilenetv2_100", "timm:tf_efficientnet_lite0", "timm:tf_efficientnet_lite2"]
+)
 def test_onnx_export_of_ibn_and_gem_matches_pytorch(backbone, tmp_path):
     """The exporter's graph (InstanceNormalization, Pow / ReduceMean) against PyTorch, eval mode;
     MixStyle (p=1) is in the network and leaves no trace at test time."""
