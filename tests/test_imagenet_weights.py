@@ -21,7 +21,7 @@ from reidtricks.models.imagenet_wheels import WHEEL_WEIGHTS, fetch_all, read_whe
 from reidtricks.models.pretrained import load_pretrained_file, map_keys_by_order
 
 REPO = Path(__file__).resolve().parents[1]
-CUHK03 = REPO.parent / "shared" / "data"
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +95,9 @@ def batch_norm_mismatch(model: nn.Module, images: torch.Tensor) -> list[float]:
 
 @pytest.mark.network
 @pytest.mark.real_data
-@pytest.mark.skipif(not (CUHK03 / "viper").is_dir(), reason="needs ../shared/data (real VIPeR)")
+@pytest.mark.skipif(
+    not (SHARED_DATA / "viper").is_dir(), reason="needs ../shared/data (real VIPeR)"
+)
 @pytest.mark.parametrize("spec", WHEEL_WEIGHTS, ids=lambda s: s.file_name)
 def test_imagenet_statistics_fit_real_images(imagenet_weights, spec):
     """Every converted file holds the right tensor in the right place: its BN running statistics
@@ -104,7 +106,7 @@ def test_imagenet_statistics_fit_real_images(imagenet_weights, spec):
     from PIL import Image
     from torchvision.transforms import v2 as T
 
-    paths = sorted((CUHK03 / "viper").rglob("*.bmp"))[::20][:32]
+    paths = sorted((SHARED_DATA / "viper").rglob("*.bmp"))[::20][:32]
     to_input = T.Compose([T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Resize((128, 64)),
                           T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])  # fmt: skip
     images = torch.stack([to_input(Image.open(p).convert("RGB")) for p in paths])
@@ -200,13 +202,13 @@ def test_last_stride_one_refused_for_other_timm_families():
 @pytest.mark.network
 @pytest.mark.real_data
 @pytest.mark.skipif(
-    not (CUHK03 / "cuhk03-np").is_dir(), reason="needs ../shared/data (real CUHK03)"
+    not (SHARED_DATA / "cuhk03-np").is_dir(), reason="needs ../shared/data (real CUHK03)"
 )
 def test_mobilenetv2_trains_and_evaluates_on_real_cuhk03(imagenet_weights, tmp_path):
     """From the command line, as a user runs it: ImageNet MobileNetV2 on real images."""
     logs = tmp_path / "logs"
     command = [sys.executable, "-m", "reidtricks.train", "experiment=cuhk03_cpu", "+trick=bnneck",
-               f"paths.data_dir={CUHK03}", f"paths.weights_dir={imagenet_weights}",
+               f"paths.data_dir={SHARED_DATA}", f"paths.weights_dir={imagenet_weights}",
                f"paths.log_dir={logs}", "trainer.max_epochs=1", "++trainer.limit_train_batches=3",
                "data.loader.num_workers=0", "logger=csv", "++trainer.enable_progress_bar=false"]  # fmt: skip
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
