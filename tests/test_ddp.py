@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -73,7 +74,9 @@ def _sampler_worker(rank: int, world: int, port: int, pids: list[int], out: str)
 
 def test_sampler_under_a_real_process_group(tmp_path):
     pids = [i // 5 for i in range(5 * 20)]  # 20 identities x 5 images
-    port = 29500 + os.getpid() % 1000
+    with socket.socket() as probe:  # a port free now (a fixed one may be taken by another test)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     mp.spawn(_sampler_worker, args=(2, port, pids, str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     assert ranks[0]["len"] == ranks[1]["len"] == len(ranks[0]["batches"]) > 0
