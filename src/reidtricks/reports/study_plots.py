@@ -71,7 +71,7 @@ def plot_deltas(rows: Sequence[Row], reference: str, out_png: Path, title: str =
     for j, test_set in enumerate(test_sets):
         x = [i + (j - (len(test_sets) - 1) / 2) * width for i in range(len(deltas))]
         values = [d.get(test_set, (math.nan, math.nan)) for d in deltas.values()]
-        # the mean over the unseen sets is the headline: black, hatched, apart from the sets
+        # the mean over the unseen sets is the headline: dark grey, hatched, apart from the sets
         style = (
             {"color": "0.2", "hatch": "//", "edgecolor": "white"}
             if test_set == MEAN_OF_SETS
